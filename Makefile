@@ -1,0 +1,48 @@
+# Two commands on a fresh machine: `make demo` (the main job) and `make test` (every test).
+# Both create .venv on first use and install the project into it; nothing else to install by hand.
+SHELL := /bin/bash
+.SHELLFLAGS := -o pipefail -c
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+# Quiet TensorFlow's C++ start-up lines; they are noise for a student.
+export TF_CPP_MIN_LOG_LEVEL ?= 2
+export MPLBACKEND ?= agg
+
+.PHONY: demo test lint lab data clean help
+
+help:
+	@echo "make demo   render the embedded dataset, run the notebooks end to end into outputs/"
+	@echo "make test   run every test (pytest + nbval on the notebooks)"
+	@echo "make lint   ruff"
+	@echo "make lab    open JupyterLab on notebooks/ with the project's environment"
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip 2>&1 | { grep -v "^WARNING: Location" || true; }
+	$(BIN)/python -m pip install --quiet -e ".[dev]" 2>&1 | { grep -v "^WARNING: Location" || true; }
+	@$(BIN)/python -c "import pose_utils, tensorflow, pybullet, papermill, nbval" || { echo "installation into $(VENV) is incomplete"; exit 1; }
+	@touch $(STAMP)
+
+data/small/train.h5: | $(STAMP)
+	$(BIN)/python -m pose_utils make-data --preset small --out data/small --format both
+
+data: data/small/train.h5
+
+demo: $(STAMP) data/small/train.h5
+	$(BIN)/python -m pose_utils run-notebooks --out outputs -p data_dir $(CURDIR)/data/small
+	@echo
+	@echo "Done. Executed notebooks and figures: outputs/  (metrics: outputs/*/metrics.json)"
+
+test: $(STAMP)
+	$(BIN)/python -m pytest tests notebooks --nbval-lax --nbval-current-env -p no:cacheprovider
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+lab: $(STAMP)
+	$(BIN)/jupyter lab notebooks/
+
+clean:
+	rm -rf outputs data/small
