@@ -1,0 +1,123 @@
+# TEMP NOTE FOR HELPERS (to be removed): read /tmp/common_prompt.txt (working rules: git, file ownership, CPU) and docs/ARCHITECTURE.md before editing.
+"""Command line: `python -m pose_utils COMMAND` (or `pose-utils COMMAND`).
+
+Each command's flags live here; its work lives in the module named in COMMANDS, imported only when
+the command runs so that `--help` and `check-data` stay fast (TensorFlow takes seconds to import).
+A PoseUtilsError becomes one line on stderr and exit status 2; `--debug` shows the traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from .errors import PoseUtilsError
+
+# command -> "module:function"; the function takes the parsed argparse.Namespace.
+COMMANDS = {
+    "make-data": "pose_utils.synth:main",
+    "check-data": "pose_utils.data:main",
+    "train": "pose_utils.train:main",
+    "evaluate": "pose_utils.evaluate:main",
+    "run-notebooks": "pose_utils.notebooks:main",
+    "benchmark": "pose_utils.benchmark:main",
+}
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive finite number, got {text}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="pose-utils",
+        description="3D human pose estimation from 8-frame clips (the dynamic regression model).",
+    )
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser("make-data", help="render the embedded motion-capture dataset")
+    p.add_argument("--out", default="data/small", help="output folder (default: data/small)")
+    p.add_argument("--preset", default="small", choices=["tiny", "small", "course"])
+    p.add_argument("--format", default="both", choices=["h5", "npy", "both"])
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--workers", type=_positive_int, default=None, help="render processes (default: CPU count)")
+    p.add_argument("--frame-size", type=_positive_int, default=None, help="override the preset's frame size")
+    p.add_argument("--train-clips", type=_positive_int, default=None, help="override the preset's count")
+    p.add_argument("--valid-clips", type=_positive_int, default=None, help="override the preset's count")
+
+    p = sub.add_parser("check-data", help="validate a dataset folder and print a summary")
+    p.add_argument("data", help="folder with {train,valid}.h5 or the course's .npy files")
+    p.add_argument("--units", default="m", choices=["m", "mm"], help="units of the stored labels")
+
+    p = sub.add_parser("train", help="train a model (the report's recipe by default)")
+    p.add_argument("--data", required=True, help="dataset folder")
+    p.add_argument("--out", required=True, help="run folder (history, checkpoints, config)")
+    p.add_argument("--model", default=None, help="model name from the registry (default: seed)")
+    p.add_argument("--epochs", type=_positive_int, default=None)
+    p.add_argument("--batch-size", type=_positive_int, default=None)
+    p.add_argument("--lr", type=_positive_float, default=None)
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--resume", action="store_true", help="continue from the run folder's checkpoint")
+    p.add_argument("--precision", default=None, choices=["float32", "mixed_bfloat16", "mixed_float16"])
+    p.add_argument("--strategy", default=None, choices=["default", "mirrored", "multiworker"])
+    p.add_argument("--cpu-replicas", type=_positive_int, default=None)
+    p.add_argument("--units", default="m", choices=["m", "mm"], help="units of the stored labels")
+    p.add_argument("--max-train-clips", type=_positive_int, default=None)
+    p.add_argument("--max-valid-clips", type=_positive_int, default=None)
+
+    p = sub.add_parser("evaluate", help="evaluate a trained run on a split")
+    p.add_argument("--data", required=True, help="dataset folder")
+    p.add_argument("--run", required=True, help="run folder written by `train`")
+    p.add_argument("--out", required=True, help="folder for metrics.json and predictions.npz")
+    p.add_argument("--split", default="valid", choices=["train", "valid"])
+    p.add_argument("--units", default="m", choices=["m", "mm"], help="units of the stored labels")
+
+    p = sub.add_parser("run-notebooks", help="execute the numbered notebooks with papermill")
+    p.add_argument("--out", required=True, help="folder for the executed notebooks and their results")
+    p.add_argument("--quick", action="store_true", help="tiny data and few epochs (minutes)")
+    p.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"))
+    p.add_argument("--notebooks", default="notebooks", help="folder holding NN_*.ipynb")
+
+    p = sub.add_parser("benchmark", help="train and compare the baseline, the seed model and variants")
+    p.add_argument("--preset", default="quick", choices=["quick", "full"])
+    p.add_argument("--out", required=True)
+    p.add_argument("--data", default=None, help="dataset folder (default: render the preset's data)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    module_name, func_name = COMMANDS[args.command].split(":")
+    try:
+        func = getattr(importlib.import_module(module_name), func_name)
+        return int(func(args) or 0)
+    except PoseUtilsError as e:
+        if args.debug:
+            raise
+        print(f"error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
