@@ -1,0 +1,192 @@
+"""Models beyond the report, each one small, explained step from the seed (see docs/models.md).
+
+The seed (`pose_utils.models.build_seed`) has two visible flaws:
+
+1. Its head is `Dense(51, sigmoid)`: it can only output (0, 1), while root-relative coordinates are
+   negative as often as positive. The report worked around it by squeezing the targets into (0, 1)
+   ("minmax"); the sigmoid then saturates near the ends of each coordinate's range, exactly where the
+   far-reaching limbs (wrists, ankles) live, and it cannot output the pelvis's exact 0.
+2. Its LSTM reads the raw pooled activations of one 5×5 convolution: 110·110·32 = 387,200 numbers per
+   frame at 224×224, so the LSTM holds 77.4 M of the model's 77.5 M weights. There is no spatial
+   abstraction (one layer sees 5×5 pixels), the LSTM must learn where every body part is from single
+   pixels, and on a CPU the Adam update over 77 M weights dominates each training step.
+
+The steps, registered in `MODELS` (`build_model(name, ...)`):
+
+- `seed_linear`: the same stack with a linear head on standardised targets: fixes flaw 1 only.
+- `cnn_frame`: a compact per-frame CNN backbone (strided 5×5 stem, three 3×3 conv blocks with batch
+  normalisation and 2×2 max-pooling, 1×1 squeeze) flattened to a small feature vector, then a linear
+  head per frame: fixes flaw 2 but ignores time (each frame on its own).
+- `cnn_lstm`: the same backbone with an LSTM over the 8 frames: the seed's design with both flaws fixed.
+- `cnn_tcn`: the same backbone with a residual temporal 1-D convolution (kernel 3) instead of the LSTM:
+  every output frame sees its neighbours on both sides, where the LSTM sees only the past.
+
+Every builder takes (frames, frame_size, **options) and returns a keras.Model mapping
+(B, frames, S, S, 3) float32 in [0, 1] to (B, frames, 17, 3) float32 in its target space. Only stock
+Keras layers are used, so the models load with `keras.saving.load_model(..., safe_mode=True)`; the head
+and the final reshape are float32 so they stay exact under mixed precision.
+"""
+
+from __future__ import annotations
+
+from .errors import ConfigError
+from .models import SEED_FILTERS, SEED_KERNEL, SEED_LSTM_UNITS, SEED_POOL, register_model
+from .skeleton import NUM_FRAMES, NUM_JOINTS
+
+# Backbone defaults. At 224×224 the stem (stride 2) and four 2×2 pools take the map to 7×7; the early
+# stride is what keeps the first convolution cheap (1/4 of the seed's 220×220 positions).
+STEM_KERNEL = 5
+STEM_STRIDE = 2
+BLOCKS = 3  # 3×3 conv blocks after the stem, each doubling the channels and halving the map
+DOWNSAMPLING = STEM_STRIDE * 2 ** (BLOCKS + 1)  # 32: total reduction of the map side (224 -> 7)
+MIN_FRAME_SIZE = DOWNSAMPLING  # smaller frames would pool away to nothing
+
+
+def _check_positive_int(name: str, value) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+    return value
+
+
+def _check_dropout(value) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
+        raise ConfigError(f"dropout must be a number in [0, 1), got {value!r}")
+    return float(value)
+
+
+def _pose_head(x, frames: int):
+    """Linear head: (B, T, F) → (B, T, 17, 3), float32 even under mixed precision."""
+    from keras import layers
+
+    x = layers.Dense(NUM_JOINTS * 3, dtype="float32", name="head")(x)
+    return layers.Reshape((frames, NUM_JOINTS, 3), dtype="float32", name="pose")(x)
+
+
+@register_model(
+    "seed_linear", "standard",
+    "the seed's stack (conv 5x5x32, pool, LSTM(50)) with a linear head on standardised targets",
+)
+def build_seed_linear(frames: int = NUM_FRAMES, frame_size: int = 224):
+    """The report's model with its sigmoid head replaced by a linear one; nothing else changes.
+
+    Targets are standardised per joint coordinate (`transforms.fit_transform("standard", ...)`), so
+    negative root-relative coordinates and the pelvis's exact 0 are reachable and no output saturates.
+    Same shapes and parameter count as the seed (77,455,233 at 224×224).
+    """
+    import keras
+    from keras import layers
+
+    if frame_size < SEED_KERNEL + 1:
+        raise ConfigError(f"frame_size must be at least {SEED_KERNEL + 1} for seed_linear, got {frame_size}")
+    inputs = keras.Input((frames, frame_size, frame_size, 3), name="frames")
+    x = layers.Conv3D(SEED_FILTERS, (1, SEED_KERNEL, SEED_KERNEL), activation="relu", name="conv")(inputs)
+    x = layers.MaxPool3D(pool_size=SEED_POOL, strides=SEED_POOL, name="pool")(x)
+    x = layers.Reshape((frames, -1), name="flatten")(x)
+    x = layers.LSTM(SEED_LSTM_UNITS, return_sequences=True, name="lstm")(x)
+    return keras.Model(inputs, _pose_head(x, frames), name="seed_linear")
+
+
+def _backbone(inputs, frames: int, frame_size: int, width: int, squeeze: int, features: int, dropout: float):
+    """Per-frame CNN: (B, T, S, S, 3) → (B, T, features), the same weights for every frame.
+
+    Convolutions are Conv3D with kernels one frame deep, i.e. 2-D convolutions applied to each frame
+    (the seed's own trick; faster on CPU than TimeDistributed(Conv2D)). Shapes at S = 224, width 16:
+    stem (T,112,112,16) → pool (T,56,56,16) → block1 (T,28,28,32) → block2 (T,14,14,64)
+    → block3 (T,7,7,128) → squeeze (T,7,7,squeeze) → flatten (T, 49·squeeze) → dense (T, features).
+    Flattening (rather than global pooling) keeps *where* each feature fired, which a pose regressor needs.
+    """
+    from keras import layers
+
+    if frame_size < MIN_FRAME_SIZE:
+        raise ConfigError(
+            f"frame_size must be at least {MIN_FRAME_SIZE} for the CNN models, got {frame_size}"
+        )
+
+    def conv_bn_relu(x, filters, kernel, strides, name):
+        # No bias: batch normalisation's offset replaces it.
+        x = layers.Conv3D(filters, (1, kernel, kernel), strides=(1, strides, strides), padding="same",
+                          use_bias=False, name=f"{name}_conv")(x)
+        x = layers.BatchNormalization(name=f"{name}_bn")(x)
+        return layers.ReLU(name=f"{name}_relu")(x)
+
+    x = conv_bn_relu(inputs, width, STEM_KERNEL, STEM_STRIDE, "stem")
+    x = layers.MaxPool3D((1, 2, 2), name="stem_pool")(x)
+    for i in range(1, BLOCKS + 1):
+        x = conv_bn_relu(x, width * 2**i, 3, 1, f"block{i}")
+        x = layers.MaxPool3D((1, 2, 2), name=f"block{i}_pool")(x)
+    x = conv_bn_relu(x, squeeze, 1, 1, "squeeze")
+    x = layers.Reshape((frames, -1), name="flatten")(x)
+    x = layers.Dense(features, activation="relu", name="features")(x)
+    if dropout:
+        x = layers.Dropout(dropout, name="features_dropout")(x)
+    return x
+
+
+def _cnn_options(width, squeeze, features, dropout):
+    return (_check_positive_int("width", width), _check_positive_int("squeeze", squeeze),
+            _check_positive_int("features", features), _check_dropout(dropout))
+
+
+@register_model(
+    "cnn_frame", "standard",
+    "compact per-frame CNN backbone (stride-2 stem, 3 conv+BN+pool blocks, 7x7 map), linear head; no time",
+)
+def build_cnn_frame(frames: int = NUM_FRAMES, frame_size: int = 224, width: int = 16, squeeze: int = 32,
+                    features: int = 256, dropout: float = 0.1):
+    """The CNN backbone and a linear head, each frame on its own: what the backbone alone achieves.
+
+    Options: width (stem channels; blocks use 2×, 4×, 8×), squeeze (channels of the final 1×1 conv),
+    features (per-frame vector size), dropout (on that vector, training only).
+    """
+    import keras
+
+    width, squeeze, features, dropout = _cnn_options(width, squeeze, features, dropout)
+    inputs = keras.Input((frames, frame_size, frame_size, 3), name="frames")
+    x = _backbone(inputs, frames, frame_size, width, squeeze, features, dropout)
+    return keras.Model(inputs, _pose_head(x, frames), name="cnn_frame")
+
+
+@register_model(
+    "cnn_lstm", "standard",
+    "the CNN backbone, then an LSTM over the frames and a linear head (the seed's design, both flaws fixed)",
+)
+def build_cnn_lstm(frames: int = NUM_FRAMES, frame_size: int = 224, width: int = 16, squeeze: int = 32,
+                   features: int = 256, units: int = 128, dropout: float = 0.1):
+    """CNN backbone → LSTM(units, return_sequences) → linear head. Options as `cnn_frame`, plus units."""
+    import keras
+    from keras import layers
+
+    width, squeeze, features, dropout = _cnn_options(width, squeeze, features, dropout)
+    units = _check_positive_int("units", units)
+    inputs = keras.Input((frames, frame_size, frame_size, 3), name="frames")
+    x = _backbone(inputs, frames, frame_size, width, squeeze, features, dropout)
+    x = layers.LSTM(units, return_sequences=True, name="lstm")(x)
+    return keras.Model(inputs, _pose_head(x, frames), name="cnn_lstm")
+
+
+@register_model(
+    "cnn_tcn", "standard",
+    "the CNN backbone, then residual temporal convolutions (kernel 3, both directions) and a linear head",
+)
+def build_cnn_tcn(frames: int = NUM_FRAMES, frame_size: int = 224, width: int = 16, squeeze: int = 32,
+                  features: int = 256, temporal_layers: int = 2, kernel: int = 3, dropout: float = 0.1):
+    """CNN backbone → `temporal_layers` residual Conv1D(features, kernel, "same") → linear head.
+
+    Each temporal layer widens every frame's view by kernel - 1 frames (two layers of kernel 3: ±2 frames),
+    looking both backwards and forwards. The residual sum keeps the per-frame features intact so a layer
+    only has to learn a correction from the neighbours. Options as `cnn_frame`, plus temporal_layers, kernel.
+    """
+    import keras
+    from keras import layers
+
+    width, squeeze, features, dropout = _cnn_options(width, squeeze, features, dropout)
+    temporal_layers = _check_positive_int("temporal_layers", temporal_layers)
+    kernel = _check_positive_int("kernel", kernel)
+    if kernel % 2 == 0:
+        raise ConfigError(f"kernel must be odd so the window is centred on its frame, got {kernel}")
+    inputs = keras.Input((frames, frame_size, frame_size, 3), name="frames")
+    x = _backbone(inputs, frames, frame_size, width, squeeze, features, dropout)
+    for i in range(1, temporal_layers + 1):
+        y = layers.Conv1D(features, kernel, padding="same", activation="relu", name=f"temporal{i}")(x)
+        x = layers.Add(name=f"temporal{i}_residual")([x, y])
+    return keras.Model(inputs, _pose_head(x, frames), name="cnn_tcn")

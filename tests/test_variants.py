@@ -1,0 +1,138 @@
+"""The models beyond the report (pose_utils/variants.py): registry, shapes, sizes, heads, saving."""
+
+import numpy as np
+import pytest
+
+from pose_utils import build_model
+from pose_utils.errors import ConfigError
+from pose_utils.models import available_models, model_spec
+
+VARIANTS = ("seed_linear", "cnn_frame", "cnn_lstm", "cnn_tcn")
+CNN_MODELS = ("cnn_frame", "cnn_lstm", "cnn_tcn")
+
+
+def _clips(n=2, size=64, seed=0):
+    return np.random.default_rng(seed).random((n, 8, size, size, 3), dtype=np.float32)
+
+
+def test_every_variant_is_registered_with_a_linear_head_transform():
+    names = available_models()
+    for name in VARIANTS:
+        assert name in names
+        assert model_spec(name).target_transform == "standard"
+        assert model_spec(name).description
+
+
+@pytest.mark.parametrize("name", VARIANTS)
+def test_forward_pass_at_64_gives_unbounded_poses(name):
+    model = build_model(name, frame_size=64)
+    y = model(_clips()).numpy()
+    assert y.shape == (2, 8, 17, 3) and y.dtype == np.float32
+    assert np.all(np.isfinite(y))
+    # A linear head is not confined to (0, 1) like the seed's sigmoid: it produces negative values.
+    assert (y < 0).any()
+    assert model.get_layer("head").activation.__name__ == "linear"
+
+
+def test_seed_linear_is_the_seed_with_only_the_head_changed():
+    seed, linear = build_model("seed", frame_size=224), build_model("seed_linear", frame_size=224)
+    assert linear.count_params() == seed.count_params() == 77_455_233
+    assert [type(layer) for layer in linear.layers] == [type(layer) for layer in seed.layers]
+    for a, b in zip(seed.layers[1:], linear.layers[1:], strict=True):
+        assert tuple(a.output.shape) == tuple(b.output.shape)
+    assert seed.get_layer("head").activation.__name__ == "sigmoid"
+
+
+def test_cnn_backbone_shapes_and_sizes_at_224():
+    model = build_model("cnn_lstm", frame_size=224)
+    shapes = {layer.name: tuple(layer.output.shape[1:]) for layer in model.layers[1:]}
+    assert shapes["stem_relu"] == (8, 112, 112, 16)
+    assert shapes["block3_pool"] == (8, 7, 7, 128)
+    assert shapes["flatten"] == (8, 7 * 7 * 32)
+    assert shapes["lstm"] == (8, 128)
+    assert shapes["pose"] == (8, 17, 3)
+    seed_params = build_model("seed", frame_size=224).count_params()
+    for name in CNN_MODELS:
+        # Over 80x fewer weights than the seed's 77 M: the LSTM no longer reads raw pixels.
+        assert build_model(name, frame_size=224).count_params() * 80 < seed_params
+
+
+def test_cnn_tcn_output_depends_on_neighbouring_frames_only_through_time_layers():
+    frame = build_model("cnn_frame", frame_size=64, dropout=0.0)
+    tcn = build_model("cnn_tcn", frame_size=64, dropout=0.0)
+    x = _clips(1)
+    x2 = x.copy()
+    x2[0, 0] = _clips(1, seed=5)[0, 0]  # change only frame 0
+    # Per-frame model: frames 1..7 unchanged. Temporal model (kernel 3, 2 layers): frames 1-2 change.
+    f1, f2 = frame(x).numpy(), frame(x2).numpy()
+    np.testing.assert_array_equal(f1[0, 1:], f2[0, 1:])
+    t1, t2 = tcn(x).numpy(), tcn(x2).numpy()
+    assert not np.allclose(t1[0, 1], t2[0, 1])
+    assert not np.allclose(t1[0, 2], t2[0, 2])
+    np.testing.assert_allclose(t1[0, 3:], t2[0, 3:], atol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["seed_linear", "cnn_tcn", "cnn_lstm"])
+def test_save_and_load_in_safe_mode_round_trip(tmp_path, name):
+    import keras
+
+    model = build_model(name, frame_size=64)
+    x = _clips()
+    path = tmp_path / f"{name}.keras"
+    model.save(path)
+    loaded = keras.saving.load_model(path, safe_mode=True)
+    np.testing.assert_allclose(loaded(x).numpy(), model(x).numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_mixed_precision_keeps_the_head_float32():
+    import keras
+
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        model = build_model("cnn_tcn", frame_size=64)
+        assert model.get_layer("stem_conv").compute_dtype == "bfloat16"
+        assert model.get_layer("head").compute_dtype == "float32"
+        assert model(_clips()).dtype == "float32"
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+
+
+def test_options_change_the_model_and_bad_values_are_clear():
+    small = build_model("cnn_tcn", frame_size=64, width=8, features=64, temporal_layers=1)
+    assert small.count_params() < build_model("cnn_tcn", frame_size=64).count_params()
+    assert small.get_layer("stem_conv").filters == 8
+    with pytest.raises(ConfigError, match="width must be a positive integer"):
+        build_model("cnn_lstm", frame_size=64, width=0)
+    with pytest.raises(ConfigError, match="dropout"):
+        build_model("cnn_frame", frame_size=64, dropout=1.5)
+    with pytest.raises(ConfigError, match="kernel must be odd"):
+        build_model("cnn_tcn", frame_size=64, kernel=4)
+    with pytest.raises(ConfigError, match="frame_size must be at least 32"):
+        build_model("cnn_frame", frame_size=16)
+    with pytest.raises(ConfigError, match="does not take option"):
+        build_model("seed_linear", frame_size=64, width=8)
+
+
+def test_a_cnn_variant_can_overfit_a_handful_of_clips():
+    """Sanity check in the CS231n spirit: a few training steps drive the loss on 4 clips well down."""
+    import keras
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(0)
+    model = build_model("cnn_tcn", frame_size=64, dropout=0.0)
+    x = tf.constant(_clips(4))
+    y = tf.constant(np.random.default_rng(1).standard_normal((4, 8, 17, 3)).astype(np.float32))
+    opt = keras.optimizers.Adam(3e-3)
+
+    @tf.function
+    def step():
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_mean(tf.square(model(x, training=True) - y))
+        opt.apply(tape.gradient(loss, model.trainable_variables), model.trainable_variables)
+        return loss
+
+    first = float(step())
+    for _ in range(60):
+        last = float(step())
+    assert last < 0.3 * first
