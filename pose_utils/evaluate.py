@@ -1,0 +1,144 @@
+"""Evaluation of a trained run: metrics.json and predictions.npz.
+
+`evaluate(data_dir, run_dir, out_dir)` or `python -m pose_utils evaluate --data DIR --run RUN --out OUT`
+predicts every clip of a split with the run's model, maps the predictions back to metres with the run's
+target transform, and writes
+
+    OUT/metrics.json     compute_metrics(...) plus where it came from (model, split, run, data)
+    OUT/predictions.npz  y_true, y_pred: (N, 8, 17, 3) float32 metres, clip order of the split
+                         (plain arrays: np.load(..., allow_pickle=False) reads them)
+
+`compute_metrics` is pure NumPy so the benchmark and the notebooks reuse it on any predictions.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from . import metrics
+from .errors import DataError
+from .fileio import atomic_path, write_json
+from .skeleton import JOINT_NAMES
+
+PCK_THRESHOLD_MM = 150.0  # the usual 3D PCK threshold (Mehta et al., MPI-INF-3DHP)
+AUC_STEPS = 31  # thresholds 0, 5, ..., 150 mm
+# Metadata keys grouped into per-group MPJPE, and the metrics.json key of each.
+GROUP_KEYS = {
+    "action": "per_action_mpjpe_mm",
+    "camera": "per_camera_mpjpe_mm",
+    "subject": "per_subject_mpjpe_mm",
+}
+
+
+def _group_label(value) -> str:
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    if isinstance(value, np.generic):
+        value = value.item()
+    return str(value)
+
+
+def compute_metrics(y_true_m, y_pred_m, meta: dict | None = None, mean_pose_m=None) -> dict:
+    """Every evaluation number for predictions in metres, reported in millimetres.
+
+    Inputs: y_true_m, y_pred_m of shape (N, 8, 17, 3), metres; meta: per-clip arrays of length N (the
+    keys of GROUP_KEYS give per-group MPJPE; others are ignored); mean_pose_m: (17, 3) metres, the mean
+    training pose, predicted for every frame as a baseline. Returns a JSON-ready dict: mpjpe_mm
+    (Protocol 1), p_mpjpe_mm (Protocol 2, Procrustes per pose), n_mpjpe_mm (scale-aligned), mpjve_mm
+    (velocity error, mm per frame), pck3d_150mm and auc (fractions, 0-150 mm), per_joint_mpjpe_mm
+    {joint: mm} in skeleton order, per-group MPJPE, baseline_mean_pose_mpjpe_mm, num_clips.
+    """
+    y_true = np.asarray(y_true_m, dtype=np.float64) * 1000.0
+    y_pred = np.asarray(y_pred_m, dtype=np.float64) * 1000.0
+    if y_true.shape != y_pred.shape or y_true.ndim != 4 or y_true.shape[2:] != (len(JOINT_NAMES), 3):
+        raise ValueError(
+            f"y_true and y_pred must both have shape (N, frames, 17, 3), got {y_true.shape} "
+            f"and {y_pred.shape}"
+        )
+    if len(y_true) == 0:
+        raise ValueError("no clips to evaluate")
+    per_joint = metrics.per_joint_mpjpe(y_true, y_pred).tolist()
+    result = {
+        "num_clips": int(len(y_true)),
+        "mpjpe_mm": metrics.mpjpe(y_true, y_pred),
+        "p_mpjpe_mm": metrics.p_mpjpe(y_true, y_pred),
+        "n_mpjpe_mm": metrics.n_mpjpe(y_true, y_pred),
+        "mpjve_mm": metrics.mean_velocity_error(y_true, y_pred),
+        "pck3d_150mm": metrics.pck3d(y_true, y_pred, PCK_THRESHOLD_MM),
+        "auc": metrics.auc(y_true, y_pred, PCK_THRESHOLD_MM, AUC_STEPS),
+        "per_joint_mpjpe_mm": dict(zip(JOINT_NAMES, per_joint, strict=True)),
+    }
+    clip_errors = metrics.joint_errors(y_true, y_pred).mean(axis=(1, 2))  # (N,) mm
+    for key, out_key in GROUP_KEYS.items():
+        values = (meta or {}).get(key)
+        if values is None:
+            continue
+        values = np.asarray(values)
+        if values.shape[:1] != (len(y_true),):
+            raise ValueError(
+                f"meta[{key!r}] has {values.shape[:1]} entries, expected one per clip ({len(y_true)})"
+            )
+        labels = np.array([_group_label(v) for v in values.reshape(len(values), -1)[:, 0]])
+        result[out_key] = {g: float(clip_errors[labels == g].mean()) for g in sorted(set(labels.tolist()))}
+    if mean_pose_m is not None:
+        mean_pose = np.asarray(mean_pose_m, dtype=np.float64) * 1000.0
+        if mean_pose.shape != (len(JOINT_NAMES), 3):
+            raise ValueError(f"mean_pose_m must have shape (17, 3), got {mean_pose.shape}")
+        result["baseline_mean_pose_mpjpe_mm"] = metrics.mpjpe(
+            y_true, np.broadcast_to(mean_pose, y_true.shape)
+        )
+    return result
+
+
+def evaluate(
+    data_dir, run_dir, out_dir, split: str = "valid", units: str | None = None, batch_size: int = 32
+) -> dict:
+    """Predict `split` of DATA_DIR with the run in RUN_DIR; write OUT_DIR/metrics.json and predictions.npz.
+
+    units: the stored labels' unit ("m" or "mm"; default: the one the run was trained with).
+    Returns the metrics dict as written.
+    """
+    from .data import open_split
+    from .train import load_run, predict
+
+    run = load_run(run_dir)
+    units = units or run.config.units
+    with open_split(data_dir, split, units) as store:
+        trained = tuple(run.data["frame_shape"])
+        if store.frame_shape != trained:
+            raise DataError(
+                f"{data_dir}: {split} frames are {store.frame_shape[0]}x{store.frame_shape[1]} but "
+                f"the run in {run_dir} was trained on {trained[0]}x{trained[1]} frames"
+            )
+        y_pred = predict(run.model, store, run.transform, batch_size=batch_size)
+        y_true = np.asarray(store.joints, dtype=np.float32)
+        result = compute_metrics(y_true, y_pred, meta=store.meta, mean_pose_m=run.mean_pose)
+    result.update(
+        {
+            "model": run.config.model,
+            "split": split,
+            "epochs": len(run.history.get("val_mpjpe", [])),
+            "run_dir": str(Path(run_dir).resolve()),
+            "data_dir": str(Path(data_dir).resolve()),
+        }
+    )
+    out_dir = Path(out_dir)
+    with atomic_path(out_dir / "predictions.npz") as tmp:
+        with open(tmp, "wb") as f:  # a file object: np.savez would append ".npz" to a name
+            np.savez_compressed(f, y_true=y_true, y_pred=y_pred)
+    write_json(out_dir / "metrics.json", result)
+    return result
+
+
+def main(args) -> int:
+    """`python -m pose_utils evaluate --data DIR --run RUN_DIR --out OUT [--split valid] [--units m]`."""
+    result = evaluate(args.data, args.run, args.out, split=args.split, units=args.units)
+    print(
+        f"{args.split}: {result['num_clips']} clips, MPJPE {result['mpjpe_mm']:.1f} mm "
+        f"(P-MPJPE {result['p_mpjpe_mm']:.1f}, "
+        f"mean-pose baseline {result['baseline_mean_pose_mpjpe_mm']:.1f}); "
+        f"wrote {Path(args.out) / 'metrics.json'} and predictions.npz"
+    )
+    return 0

@@ -1,0 +1,738 @@
+"""Training: the report's recipe (GradientTape loop, Adam 1e-4, MSE eq. 2, batch 5, 30 epochs), compiled.
+
+`train(data_dir, run_dir, TrainConfig(...))` or `python -m pose_utils train --data DIR --out RUN_DIR`.
+The step is the report's loop, `GradientTape` → gradients → `Adam.apply`, compiled with `tf.function`
+(XLA only if `jit_compile=True`: it was slower on our CPU, see docs/training.md). The loss is eq. (2)
+on the transformed targets (the seed's sigmoid head needs min-max scaled ones); MPJPE is reported in
+millimetres after mapping predictions and labels back to metres (`TargetTransform.inverse`).
+
+Run folder (everything written atomically; a kill at any moment leaves the last good state):
+
+    config.json            TrainConfig.to_dict()
+    data.json              what the run was trained on: frame shape, clip counts, folder, units
+    target_transform.json  the transform fitted on the training labels
+    mean_pose.json         the mean training pose (17, 3) metres: the baseline `evaluate` reports
+    checkpoint.json        pointer to the last good checkpoint + the history up to it
+    checkpoints/ckpt-E.*   tf.train.Checkpoint: model variables, optimizer state, epoch (nothing pickled)
+    history.json           per-epoch lists (HISTORY_KEYS); MPJPE in mm
+    model.keras            the final model (Keras format, loads in safe mode)
+    tb/                    TensorBoard scalars
+
+Exact resume: the clip order of epoch e is a pure function of (seed, e) (`data.epoch_order`), the
+initial weights come from the seed, and the checkpoint holds every variable (model variables including
+random-generator states, Adam moments and step count, loss scale), so a run killed after epoch k and
+resumed ends where an uninterrupted run ends (bitwise on one machine with the same thread count).
+
+Distribution uses TensorFlow's strategies with the same loop: "default" (one device, a GPU if present),
+"mirrored" (all local GPUs, or `cpu_replicas` logical CPUs), "multiworker" (`TF_CONFIG`). The loss of
+each replica is its share of the global batch's sum divided by the global clip count, so the summed
+gradients equal the single-device gradient; a final batch smaller than the replica count is padded
+with zero-weight clips, because an empty replica batch crashes the LSTM kernel.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import math
+import os
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .errors import ConfigError, DataError, TrainingError
+from .fileio import atomic_path, read_json, write_json
+from .skeleton import JOINT_NAMES
+
+PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+STRATEGIES = ("default", "mirrored", "multiworker")
+HISTORY_KEYS = ("train_loss", "val_loss", "train_mpjpe", "val_mpjpe", "epoch_seconds", "clips_per_second")
+# Config keys a resumed run may change: they say how long to train, not what is trained.
+RESUMABLE_CHANGES = ("epochs",)
+
+
+@dataclass
+class TrainConfig:
+    """Everything that decides a training run; the defaults are the report's recipe.
+
+    target_transform: None uses the model's own (`models.model_spec(model).target_transform`).
+    jit_compile: compile the step with XLA. eval_batch_size: batch for validation and prediction.
+    max_train_clips / max_valid_clips: use that many clips spread evenly over the split (None: all).
+    units: unit of the stored labels ("m" or "mm"); training always works in metres.
+    """
+
+    model: str = "seed"
+    epochs: int = 30
+    batch_size: int = 5
+    learning_rate: float = 1e-4
+    seed: int = 0
+    precision: str = "float32"
+    strategy: str = "default"
+    cpu_replicas: int | None = None
+    max_train_clips: int | None = None
+    max_valid_clips: int | None = None
+    units: str = "m"
+    flip_augment: bool = False
+    model_options: dict = field(default_factory=dict)
+    target_transform: str | None = None
+    jit_compile: bool = False
+    eval_batch_size: int = 32
+
+    def __post_init__(self):
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise ConfigError naming the first bad value."""
+        from .models import model_spec
+        from .transforms import KINDS
+
+        def positive_int(name, optional=False):
+            value = getattr(self, name)
+            if optional and value is None:
+                return
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
+                raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+
+        for name in ("epochs", "batch_size", "eval_batch_size"):
+            positive_int(name)
+        for name in ("cpu_replicas", "max_train_clips", "max_valid_clips"):
+            positive_int(name, optional=True)
+        lr = self.learning_rate
+        if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not (0 < lr < math.inf):
+            raise ConfigError(f"learning_rate must be a positive finite number, got {lr!r}")
+        if (
+            isinstance(self.seed, bool)
+            or not isinstance(self.seed, (int, np.integer))
+            or not 0 <= self.seed < 2**32
+        ):
+            raise ConfigError(f"seed must be an integer in [0, 2**32), got {self.seed!r}")
+        for name, allowed in (("precision", PRECISIONS), ("strategy", STRATEGIES), ("units", ("m", "mm"))):
+            if getattr(self, name) not in allowed:
+                raise ConfigError(f"{name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
+        for name in ("flip_augment", "jit_compile"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"{name} must be true or false, got {getattr(self, name)!r}")
+        if not isinstance(self.model_options, dict) or not all(
+            isinstance(k, str) for k in self.model_options
+        ):
+            raise ConfigError(f"model_options must be a dict with string keys, got {self.model_options!r}")
+        if self.target_transform is not None and self.target_transform not in KINDS:
+            raise ConfigError(
+                f"target_transform must be one of {', '.join(KINDS)} or None, got {self.target_transform!r}"
+            )
+        if self.cpu_replicas is not None and self.strategy != "mirrored":
+            raise ConfigError(
+                f"cpu_replicas={self.cpu_replicas} needs strategy 'mirrored', got {self.strategy!r}"
+            )
+        model_spec(self.model)  # ConfigError listing the known models
+
+    @classmethod
+    def from_dict(cls, d: dict) -> TrainConfig:
+        """Build from a dict (e.g. config.json); unknown keys are a ConfigError naming them."""
+        if not isinstance(d, dict):
+            raise ConfigError(f"a training config must be a dict, got {type(d).__name__}")
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ConfigError(
+                f"unknown training config key(s): {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+            )
+        return cls(**d)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def replace(self, **changes) -> TrainConfig:
+        return TrainConfig.from_dict({**self.to_dict(), **changes})
+
+    @property
+    def transform_kind(self) -> str:
+        from .models import model_spec
+
+        return self.target_transform or model_spec(self.model).target_transform
+
+
+def subset(n: int, limit: int | None) -> np.ndarray:
+    """`limit` clip indices spread evenly over 0..n-1 (all of them if limit is None or >= n).
+
+    Spread rather than the first ones, so a small subset still sees every subject, action and camera.
+    """
+    if limit is None or limit >= n:
+        return np.arange(n)
+    return np.unique(np.linspace(0, n - 1, limit).round().astype(np.int64))
+
+
+# ----------------------------------------------------------------------------- devices and precision
+
+
+def configure_cpu_replicas(n: int) -> None:
+    """Split the CPU into n logical devices for MirroredStrategy. Must run before any TF operation."""
+    import tensorflow as tf
+
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    try:
+        tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * n)
+    except RuntimeError:  # the runtime is already up: fine only if it already has n logical CPUs
+        have = len(tf.config.list_logical_devices("CPU"))
+        if have != n:
+            raise ConfigError(
+                f"cpu_replicas={n} must be set before TensorFlow runs its first operation, but this process "
+                f"already runs with {have} logical CPU(s); start a fresh process (or restart the kernel) "
+                "and train before anything else touches TensorFlow"
+            ) from None
+
+
+def make_strategy(config: TrainConfig):
+    """The tf.distribute strategy for `config.strategy` (call before any other TF work)."""
+    import tensorflow as tf
+
+    if config.strategy == "default":
+        return tf.distribute.get_strategy()
+    if config.strategy == "mirrored":
+        if config.cpu_replicas:
+            configure_cpu_replicas(config.cpu_replicas)
+        gpus = tf.config.list_logical_devices("GPU")
+        if gpus:
+            return tf.distribute.MirroredStrategy([d.name for d in gpus])
+        return tf.distribute.MirroredStrategy([d.name for d in tf.config.list_logical_devices("CPU")])
+    try:  # multiworker: the cluster comes from TF_CONFIG; without it this is one local worker
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    except (RuntimeError, ValueError) as e:
+        raise ConfigError(
+            f"strategy 'multiworker' could not start ({e}); check TF_CONFIG and start it "
+            "in a fresh process before other TensorFlow work"
+        ) from None
+
+
+def _is_chief(strategy) -> bool:
+    """Only the chief writes files under multiworker; every worker runs the same loop."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not resolver.task_type:
+        return True
+    if resolver.task_type == "chief":
+        return True
+    return (
+        resolver.task_type == "worker"
+        and resolver.task_id == 0
+        and "chief" not in resolver.cluster_spec().as_dict()
+    )
+
+
+@contextlib.contextmanager
+def precision_policy(name: str):
+    """Build models under a Keras dtype policy, restoring the previous global policy afterwards."""
+    import keras
+
+    if name == "mixed_bfloat16" and not _has_native_bf16():
+        warnings.warn(
+            "mixed_bfloat16 without a GPU or AVX512_BF16/AMX CPU is usually slower than float32", stacklevel=3
+        )
+    old = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy(name)
+    try:
+        yield
+    finally:
+        keras.mixed_precision.set_global_policy(old)
+
+
+def _has_native_bf16() -> bool:
+    import tensorflow as tf
+
+    if tf.config.list_physical_devices("GPU"):
+        return True
+    with contextlib.suppress(OSError):
+        flags = Path("/proc/cpuinfo").read_text()
+        return "avx512_bf16" in flags or "amx_bf16" in flags
+    return True  # unknown platform: do not warn
+
+
+# ----------------------------------------------------------------------------- the run folder
+
+
+def _read_config(run_dir: Path) -> TrainConfig:
+    try:
+        return TrainConfig.from_dict(read_json(run_dir / "config.json"))
+    except ConfigError as e:
+        raise ConfigError(f"{run_dir / 'config.json'}: {e}") from None
+
+
+def _resolve_config(run_dir: Path, config, resume: bool) -> TrainConfig:
+    """The config to train with: given, saved, or saved + given with only RESUMABLE_CHANGES differing."""
+    if isinstance(config, dict):
+        config = TrainConfig.from_dict(config)
+    has_checkpoint = (run_dir / "checkpoint.json").is_file()
+    if not resume:
+        if has_checkpoint:
+            raise ConfigError(
+                f"{run_dir} already holds a training run; pass --resume (resume=True) to continue "
+                "it, or choose another output folder"
+            )
+        return config or TrainConfig()
+    if not (run_dir / "config.json").is_file():
+        raise ConfigError(f"nothing to resume in {run_dir}: no config.json (start it without --resume)")
+    saved = _read_config(run_dir)
+    if config is None:
+        return saved
+    differ = [k for k, v in config.to_dict().items() if v != getattr(saved, k) and k not in RESUMABLE_CHANGES]
+    if differ:
+        changes = ", ".join(f"{k}: {getattr(saved, k)!r} -> {getattr(config, k)!r}" for k in differ)
+        raise ConfigError(
+            f"cannot resume {run_dir} with a different config ({changes}); only "
+            f"{', '.join(RESUMABLE_CHANGES)} may change"
+        )
+    return config
+
+
+def _check_data_matches(run_dir: Path, info: dict) -> None:
+    saved = read_json(run_dir / "data.json")
+    if list(saved["frame_shape"]) != list(info["frame_shape"]):
+        (h, w), (sh, sw) = info["frame_shape"], saved["frame_shape"]
+        raise DataError(
+            f"the data has {h}x{w} frames but the run in {run_dir} was trained on {sh}x{sw} frames"
+        )
+    for key in ("train_clips", "valid_clips"):
+        if saved[key] != info[key]:
+            raise DataError(
+                f"the data gives {info[key]} {key.replace('_', ' ')} but the run in {run_dir} "
+                f"was trained with {saved[key]}; resume on the same data"
+            )
+
+
+def _write_mean_pose(path: Path, joints: np.ndarray) -> None:
+    mean = joints.reshape(-1, len(JOINT_NAMES), 3).astype(np.float64).mean(axis=0)
+    write_json(path, {"units": "m", "joints": list(JOINT_NAMES), "mean_pose": mean.tolist()})
+
+
+def read_mean_pose(run_dir: str | os.PathLike) -> np.ndarray:
+    """The run's mean training pose, (17, 3) metres."""
+    path = Path(run_dir) / "mean_pose.json"
+    pose = np.asarray(read_json(path).get("mean_pose"), dtype=np.float64)
+    if pose.shape != (len(JOINT_NAMES), 3):
+        raise DataError(f"{path}: mean_pose has shape {pose.shape}, expected (17, 3)")
+    return pose
+
+
+# ----------------------------------------------------------------------------- training
+
+
+class _Trainer:
+    """The model, optimizer, compiled steps and checkpoint of one run, built inside the strategy scope."""
+
+    def __init__(self, config: TrainConfig, strategy, frame_size: int, transform):
+        import keras
+        import tensorflow as tf
+
+        from .models import build_model
+
+        self.config, self.strategy, self.transform = config, strategy, transform
+        self.replicas = strategy.num_replicas_in_sync
+        keras.utils.set_random_seed(config.seed)
+        with precision_policy(config.precision), strategy.scope():
+            self.model = build_model(config.model, frame_size=frame_size, **config.model_options)
+            optimizer = keras.optimizers.Adam(config.learning_rate)
+            if config.precision == "mixed_float16":  # float16 gradients underflow without loss scaling
+                optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+            # Under tf.distribute the slots must exist before the first step (NOTES.md).
+            optimizer.build(self.model.trainable_variables)
+            self.optimizer = optimizer
+            self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
+        # model.variables includes non-trainable state (random-generator seeds, norm statistics).
+        self.checkpoint = tf.train.Checkpoint(
+            model_variables=list(self.model.variables), optimizer=self.optimizer, epoch=self.epoch
+        )
+        jit = config.jit_compile or None
+        self.train_step = tf.function(self._distributed_train_step, jit_compile=jit, reduce_retracing=True)
+        self.eval_step = tf.function(self._eval_step, jit_compile=jit, reduce_retracing=True)
+
+    def _per_clip(self, y, pred):
+        """Per-clip MSE (eq. 2, transformed space) and MPJPE (metres), both (B,) float32."""
+        import tensorflow as tf
+
+        pred = tf.cast(pred, tf.float32)
+        mse = tf.reduce_mean(tf.square(pred - y), axis=[1, 2, 3])
+        err = tf.norm(self.transform.inverse(pred) - self.transform.inverse(y), axis=-1)
+        return mse, tf.reduce_mean(err, axis=[1, 2])
+
+    def _replica_train_step(self, x, y, w):
+        import tensorflow as tf
+
+        ctx = tf.distribute.get_replica_context()
+        clips = ctx.all_reduce(tf.distribute.ReduceOp.SUM, tf.reduce_sum(w))
+        with tf.GradientTape() as tape:
+            pred = self.model(x, training=True)
+            mse, err = self._per_clip(y, pred)
+            loss = tf.reduce_sum(mse * w) / clips  # this replica's share of the global batch mean
+            scaled = self.optimizer.scale_loss(loss)  # loss scaling under mixed_float16, else unchanged
+        grads = tape.gradient(scaled, self.model.trainable_variables)
+        self.optimizer.apply(grads, self.model.trainable_variables)  # sums gradients over replicas
+        return tf.reduce_sum(mse * w), tf.reduce_sum(err * w), tf.reduce_sum(w)
+
+    def _distributed_train_step(self, x, y, w):
+        import tensorflow as tf
+
+        sums = self.strategy.run(self._replica_train_step, args=(x, y, w))
+        return [self.strategy.reduce(tf.distribute.ReduceOp.SUM, s, axis=None) for s in sums]
+
+    def _eval_step(self, x, y):
+        import tensorflow as tf
+
+        mse, err = self._per_clip(y, self.model(x, training=False))
+        return tf.reduce_sum(mse), tf.reduce_sum(err), tf.cast(tf.shape(x)[0], tf.float32)
+
+    def train_dataset(self, store, indices, epoch):
+        """One epoch of (frames, targets, weights), distributed; weights 0 mark padding clips."""
+        import tensorflow as tf
+
+        from .data import tf_dataset
+
+        ds = tf_dataset(
+            store,
+            self.config.batch_size,
+            shuffle=True,
+            seed=self.config.seed,
+            epoch=epoch,
+            indices=indices,
+            flip_augment=self.config.flip_augment,
+            target_transform=self.transform,
+        )
+        replicas = self.replicas
+
+        def pad(x, y):
+            n = tf.shape(x)[0]
+            extra = tf.maximum(replicas - n, 0)
+            w = tf.concat([tf.ones([n]), tf.zeros([extra])], axis=0)
+            pad_x = tf.pad(x, [[0, extra]] + [[0, 0]] * (len(x.shape) - 1))
+            return pad_x, tf.pad(y, [[0, extra], [0, 0], [0, 0], [0, 0]]), w
+
+        ds = ds.map(pad)
+        options = tf.data.Options()
+        # Clips are read by index inside the pipeline, so there are no files to shard over workers.
+        options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+        return self.strategy.experimental_distribute_dataset(ds.with_options(options))
+
+    def evaluate(self, store, indices) -> tuple[float, float]:
+        """(loss, MPJPE mm) over the clips `indices` of `store`, in one device's cross-replica context."""
+        from .data import tf_dataset
+
+        totals = np.zeros(3)
+        for x, y in tf_dataset(
+            store,
+            self.config.eval_batch_size,
+            shuffle=False,
+            indices=indices,
+            target_transform=self.transform,
+        ):
+            totals += [float(v) for v in self.eval_step(x, y)]
+        return totals[0] / totals[2], 1000.0 * totals[1] / totals[2]
+
+
+class _Checkpoints:
+    """checkpoints/ckpt-E.* plus checkpoint.json pointing at the last complete one (written after it)."""
+
+    def __init__(self, run_dir: Path, checkpoint, chief: bool):
+        self.run_dir, self.checkpoint, self.chief = run_dir, checkpoint, chief
+        self.pointer = run_dir / "checkpoint.json"
+
+    def restore(self) -> dict | None:
+        """Load the last good checkpoint; return its pointer record (epoch, history) or None."""
+        if not self.pointer.is_file():
+            return None
+        record = read_json(self.pointer)
+        prefix = self.run_dir / record["prefix"]
+        try:
+            self.checkpoint.read(str(prefix)).assert_existing_objects_matched()
+        except (ValueError, AssertionError, OSError) as e:  # tf raises NotFoundError (an OSError) too
+            raise DataError(f"{prefix}: cannot restore the checkpoint ({e})") from None
+        return record
+
+    def save(self, epoch: int, history: dict) -> None:
+        import shutil
+        import tempfile
+
+        if not self.chief:  # every worker must take part in writing; only the chief keeps it
+            tmp = Path(tempfile.mkdtemp(prefix="pose_utils_worker_ckpt_"))
+            self.checkpoint.write(str(tmp / "ckpt"))
+            shutil.rmtree(tmp, ignore_errors=True)
+            return
+        prefix = f"checkpoints/ckpt-{epoch}"
+        self.checkpoint.write(str(self.run_dir / prefix))
+        write_json(self.pointer, {"epoch": epoch, "prefix": prefix, "history": history})
+        self.remove_stale(keep=prefix)
+
+    def remove_stale(self, keep: str | None) -> None:
+        """Delete checkpoint files other than `keep` (older epochs, or ones a kill left half-written)."""
+        folder = self.run_dir / "checkpoints"
+        if not self.chief or not folder.is_dir():
+            return
+        keep_name = Path(keep).name if keep else None
+        for path in folder.iterdir():
+            if path.name.split(".")[0] != keep_name:
+                with contextlib.suppress(OSError):
+                    path.unlink()
+
+
+def train(
+    data_dir, run_dir, config: TrainConfig | dict | None = None, resume: bool = False, progress: bool = True
+) -> dict:
+    """Train `config.model` on DATA_DIR's train split, validating on its valid split, into RUN_DIR.
+
+    resume: continue from RUN_DIR's last checkpoint (config None: the saved one; otherwise only
+    `epochs` may differ). Returns the history: HISTORY_KEYS -> one value per epoch (loss in the target
+    space, MPJPE in mm). Raises ConfigError / DataError for bad settings or data, TrainingError when the
+    loss becomes non-finite (the last good checkpoint stays).
+    """
+    run_dir = Path(run_dir)
+    config = _resolve_config(run_dir, config, resume)
+    strategy = make_strategy(config)  # first: logical CPUs and collectives need a fresh runtime
+    chief = _is_chief(strategy)
+    if config.batch_size < strategy.num_replicas_in_sync:
+        raise ConfigError(
+            f"batch_size {config.batch_size} is smaller than the {strategy.num_replicas_in_sync} "
+            "replicas; every replica needs at least one clip"
+        )
+
+    from .data import open_split
+    from .transforms import fit_transform, load_transform, save_transform
+
+    with contextlib.ExitStack() as stack:
+        train_store = stack.enter_context(open_split(data_dir, "train", config.units))
+        valid_store = stack.enter_context(open_split(data_dir, "valid", config.units))
+        if train_store.frame_shape != valid_store.frame_shape:
+            raise DataError(
+                f"{data_dir}: train frames are {train_store.frame_shape} but valid frames are "
+                f"{valid_store.frame_shape}"
+            )
+        train_idx = subset(len(train_store), config.max_train_clips)
+        valid_idx = subset(len(valid_store), config.max_valid_clips)
+        info = {
+            "frame_shape": list(train_store.frame_shape),
+            "train_clips": len(train_idx),
+            "valid_clips": len(valid_idx),
+            "data_dir": str(Path(data_dir).resolve()),
+            "units": config.units,
+            "layout": train_store.layout,
+        }
+        frame_size = train_store.frame_size  # DataError for non-square frames
+        started = (run_dir / "data.json").is_file() and resume
+        if started:
+            _check_data_matches(run_dir, info)
+            transform = load_transform(run_dir / "target_transform.json")
+        else:
+            transform = fit_transform(config.transform_kind, train_store.joints[train_idx])
+            if chief:
+                write_json(run_dir / "config.json", config.to_dict())
+                write_json(run_dir / "data.json", info)
+                save_transform(run_dir / "target_transform.json", transform)
+                _write_mean_pose(run_dir / "mean_pose.json", train_store.joints[train_idx])
+        if chief and resume:
+            write_json(run_dir / "config.json", config.to_dict())  # epochs may have grown
+
+        trainer = _Trainer(config, strategy, frame_size, transform)
+        checkpoints = _Checkpoints(run_dir, trainer.checkpoint, chief)
+        record = checkpoints.restore() if resume else None
+        history = (
+            {k: list(v) for k, v in record["history"].items()} if record else {k: [] for k in HISTORY_KEYS}
+        )
+        start = record["epoch"] if record else 0
+        checkpoints.remove_stale(keep=record["prefix"] if record else None)
+        if start < config.epochs and chief:
+            with contextlib.suppress(FileNotFoundError):
+                (run_dir / "model.keras").unlink()  # stale until this run finishes
+        return _fit(
+            trainer,
+            checkpoints,
+            train_store,
+            valid_store,
+            train_idx,
+            valid_idx,
+            history,
+            start,
+            run_dir,
+            chief,
+            progress,
+        )
+
+
+def _fit(
+    trainer,
+    checkpoints,
+    train_store,
+    valid_store,
+    train_idx,
+    valid_idx,
+    history,
+    start,
+    run_dir,
+    chief,
+    progress,
+) -> dict:
+    import tensorflow as tf
+    from tqdm.auto import tqdm
+
+    config = trainer.config
+    writer = tf.summary.create_file_writer(str(run_dir / "tb")) if chief else None
+    steps = math.ceil(len(train_idx) / config.batch_size)
+    for epoch in range(start, config.epochs):
+        tic = time.perf_counter()
+        totals = np.zeros(3)  # sum of per-clip loss, sum of per-clip MPJPE (m), clips
+        # disable only when asked: an explicit disable=False would override TQDM_DISABLE=1.
+        bar = tqdm(
+            total=steps,
+            desc=f"epoch {epoch + 1}/{config.epochs}",
+            unit="step",
+            leave=False,
+            **({} if progress else {"disable": True}),
+        )
+        with bar:
+            for step, batch in enumerate(trainer.train_dataset(train_store, train_idx, epoch), start=1):
+                sums = np.array([float(v) for v in trainer.train_step(*batch)])
+                if not np.all(np.isfinite(sums)):
+                    kept = (
+                        f"the checkpoint of epoch {epoch} in {run_dir} is kept"
+                        if epoch
+                        else "no epoch had finished, so there is no checkpoint"
+                    )
+                    raise TrainingError(
+                        f"the training loss became {sums[0] / sums[2]} at epoch {epoch + 1}, "
+                        f"step {step}; training stopped and {kept}; try a learning rate "
+                        f"below {config.learning_rate:g}"
+                    )
+                totals += sums
+                bar.update()
+                bar.set_postfix(
+                    loss=f"{totals[0] / totals[2]:.4g}", mpjpe=f"{1000 * totals[1] / totals[2]:.1f}mm"
+                )
+        train_seconds = time.perf_counter() - tic
+        val_loss, val_mpjpe = trainer.evaluate(valid_store, valid_idx)
+        trainer.epoch.assign(epoch + 1)
+        row = {
+            "train_loss": totals[0] / totals[2],
+            "val_loss": val_loss,
+            "train_mpjpe": 1000.0 * totals[1] / totals[2],
+            "val_mpjpe": val_mpjpe,
+            "epoch_seconds": time.perf_counter() - tic,
+            "clips_per_second": len(train_idx) / train_seconds,
+        }
+        for key in HISTORY_KEYS:
+            history[key].append(float(row[key]))
+        # Checkpoint first, history second: the pointer file carries the history too, so a kill in
+        # between loses nothing and resume rewrites history.json from it.
+        checkpoints.save(epoch + 1, history)
+        if chief:
+            write_json(run_dir / "history.json", history)
+            with writer.as_default(step=epoch + 1):
+                for key in ("train_loss", "val_loss", "train_mpjpe", "val_mpjpe", "clips_per_second"):
+                    tf.summary.scalar(key, row[key])
+            writer.flush()
+        if progress:
+            tqdm.write(
+                f"epoch {epoch + 1}/{config.epochs}: loss {row['train_loss']:.5f} / {val_loss:.5f}, "
+                f"MPJPE {row['train_mpjpe']:.1f} / {val_mpjpe:.1f} mm (train / valid), "
+                f"{row['clips_per_second']:.1f} clips/s"
+            )
+    if chief:
+        write_json(run_dir / "history.json", history)
+        if start < config.epochs or not (run_dir / "model.keras").is_file():
+            with atomic_path(run_dir / "model.keras") as tmp:
+                trainer.model.save(tmp)
+    return history
+
+
+# ----------------------------------------------------------------------------- using a run
+
+
+@dataclass
+class Run:
+    """A trained run folder: model (keras.Model), transform, config, history, mean_pose (17, 3) metres."""
+
+    run_dir: Path
+    model: object
+    transform: object
+    config: TrainConfig
+    history: dict
+    mean_pose: np.ndarray
+    data: dict
+
+
+def load_run(run_dir) -> Run:
+    """Load a run: model.keras in Keras safe mode, or, for an unfinished run, the last checkpoint."""
+    import keras
+    import tensorflow as tf
+
+    from .models import build_model
+    from .transforms import load_transform
+
+    run_dir = Path(run_dir)
+    if not (run_dir / "config.json").is_file():
+        raise DataError(f"{run_dir}: not a run folder (no config.json)")
+    config = _read_config(run_dir)
+    data = read_json(run_dir / "data.json")
+    transform = load_transform(run_dir / "target_transform.json")
+    model_path = run_dir / "model.keras"
+    if model_path.is_file():
+        try:
+            model = keras.models.load_model(model_path, compile=False, safe_mode=True)
+        except (ValueError, OSError, TypeError) as e:
+            raise DataError(f"{model_path}: cannot load the model ({e})") from None
+    elif (run_dir / "checkpoint.json").is_file():
+        record = read_json(run_dir / "checkpoint.json")
+        with precision_policy(config.precision):
+            model = build_model(config.model, frame_size=int(data["frame_shape"][0]), **config.model_options)
+        status = tf.train.Checkpoint(model_variables=list(model.variables)).read(
+            str(run_dir / record["prefix"])
+        )
+        status.expect_partial()  # the optimizer state is not needed to predict
+    else:
+        raise DataError(f"{run_dir}: no model.keras and no checkpoint; the run has not finished an epoch")
+    history_path = run_dir / "history.json"
+    history = read_json(history_path) if history_path.is_file() else {k: [] for k in HISTORY_KEYS}
+    return Run(run_dir, model, transform, config, history, read_mean_pose(run_dir), data)
+
+
+def predict(model, store, transform, batch_size: int = 32, indices=None) -> np.ndarray:
+    """Poses for the clips `indices` (default all) of `store`: (N, 8, 17, 3) float32 metres, in order."""
+    import tensorflow as tf
+
+    from .data import tf_dataset
+
+    step = tf.function(lambda x: tf.cast(model(x, training=False), tf.float32), reduce_retracing=True)
+    outputs = [step(x).numpy() for x, _ in tf_dataset(store, batch_size, shuffle=False, indices=indices)]
+    if not outputs:
+        return np.zeros((0, store.num_frames, len(JOINT_NAMES), 3), np.float32)
+    return transform.inverse(np.concatenate(outputs)).astype(np.float32)
+
+
+def main(args) -> int:
+    """`python -m pose_utils train ...`: flags left out keep the defaults (with --resume: the saved run's)."""
+    flags = {
+        "model": args.model,
+        "epochs": args.epochs,
+        "batch_size": args.batch_size,
+        "learning_rate": args.lr,
+        "seed": args.seed,
+        "precision": args.precision,
+        "strategy": args.strategy,
+        "cpu_replicas": args.cpu_replicas,
+        "units": args.units,
+        "max_train_clips": args.max_train_clips,
+        "max_valid_clips": args.max_valid_clips,
+        "flip_augment": args.flip_augment,
+        "jit_compile": args.jit_compile,
+    }
+    given = {k: v for k, v in flags.items() if v is not None}
+    run_dir = Path(args.out)
+    if args.resume and (run_dir / "config.json").is_file():
+        config = _read_config(run_dir).replace(**given)
+    else:
+        config = TrainConfig.from_dict(given)
+    history = train(args.data, run_dir, config, resume=args.resume, progress=True)
+    if history["val_mpjpe"]:
+        print(
+            f"{run_dir}: {len(history['val_mpjpe'])} epochs, "
+            f"validation MPJPE {history['val_mpjpe'][-1]:.1f} mm, "
+            f"model in {run_dir / 'model.keras'}"
+        )
+    return 0

@@ -1,0 +1,42 @@
+"""A learnable toy dataset for training tests: each frame's brightness encodes its pose.
+
+Every pose is `TEMPLATE + z * DIRECTION` (metres, pelvis at the origin) with one latent z in [0, 1]
+per frame, and the frame is a uniform grey of value z. A model that reads brightness can recover the
+pose exactly; the mean pose cannot, so "beats the mean pose" means "learned something".
+Written in the course's .npy layout (see pose_utils.data).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+_rng = np.random.default_rng(1234)
+TEMPLATE = _rng.normal(0.0, 0.25, (17, 3)).astype(np.float32)
+TEMPLATE[0] = 0.0  # pelvis at the origin: labels are root-relative
+DIRECTION = _rng.normal(0.0, 0.15, (17, 3)).astype(np.float32)
+DIRECTION[0] = 0.0
+
+
+def toy_split(n: int, size: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(frames (n, 8, size, size, 3) uint8, joints (n, 8, 17, 3) float32 metres)."""
+    rng = np.random.default_rng(seed)
+    start = rng.uniform(0.0, 1.0, (n, 1))
+    speed = rng.uniform(-0.1, 0.1, (n, 1))
+    z = np.clip(start + speed * np.arange(8), 0.0, 1.0)  # (n, 8) smooth per clip
+    joints = (TEMPLATE + z[..., None, None] * DIRECTION).astype(np.float32)
+    grey = np.round(z * 255).astype(np.uint8)
+    frames = np.broadcast_to(grey[:, :, None, None, None], (n, 8, size, size, 3)).copy()
+    return frames, joints
+
+
+def write_toy_data(folder, n_train: int = 20, n_valid: int = 10, size: int = 64, seed: int = 0) -> Path:
+    """Write train and valid splits of the toy set to `folder` (.npy layout) and return the folder."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    for split, n, s in (("train", n_train, seed), ("valid", n_valid, seed + 1)):
+        frames, joints = toy_split(n, size, s)
+        np.save(folder / f"videoframes_clips_{split}.npy", frames)
+        np.save(folder / f"joint_3d_clips_{split}.npy", joints)
+    return folder
