@@ -1,0 +1,147 @@
+"""Interactive scrubbers for notebooks 01 and 04: pick a clip and a frame with sliders (ipywidgets).
+
+`clip_browser(store, predictions=None)` returns a widget (two sliders, a play button and an image of the
+chosen frame: the picture with its projected skeleton, the 3-D pose beside it, the prediction dashed
+purple over it when given). `scrub(store, ...)` displays that widget and returns a static Figure of the
+first clip (`plots.clip_strip`), so a headless run (papermill, nbval, a PDF export) still shows the
+result: a widget's picture exists only while a kernel is attached.
+
+The image is rendered with matplotlib's Agg into PNG bytes (`plots.figure_png`) and set on an
+`ipywidgets.Image`, so the widget works with any matplotlib backend and leaves no figures behind.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .errors import PoseUtilsError
+
+
+def projected_joints(store, index: int):
+    """The labels of clip `index` of a ClipStore projected onto its frames: (T, 17, 2) pixels, or None.
+
+    Needs the per-clip `root` (T, 3) metres and `intrinsics` (3, 3) that the embedded dataset stores;
+    the course's .npy layout has neither, so its frames are shown without a skeleton.
+    """
+    from .camera import project
+
+    meta = getattr(store, "meta", {}) or {}
+    if "root" not in meta or "intrinsics" not in meta:
+        return None
+    joints = np.asarray(store.joints[index], dtype=np.float64)
+    root = np.asarray(meta["root"][index], dtype=np.float64)
+    root = root[:, None, :] if root.ndim == 2 else root
+    return project(joints + root, np.asarray(meta["intrinsics"][index], dtype=np.float64))
+
+
+def clip_title(store, index: int) -> str:
+    """"clip 3: S9 walk cam2" from the store's metadata (just "clip 3" without metadata)."""
+    meta = getattr(store, "meta", {}) or {}
+    parts = [f"clip {index}:"]
+    for key, fmt in (("subject", "{}"), ("action", "{}"), ("camera", "cam{}")):
+        if key in meta:
+            value = meta[key][index]
+            value = value.decode() if isinstance(value, bytes) else value
+            value = value.item() if isinstance(value, np.generic) else value
+            parts.append(fmt.format(value))
+    return " ".join(parts).rstrip(":")
+
+
+def _clip(store, index: int, predictions=None) -> dict:
+    frames = store.read_frames([index])[0]
+    return {
+        "frames": frames,
+        "joints_2d": projected_joints(store, index),
+        "y_true": np.asarray(store.joints[index], dtype=np.float64),
+        "y_pred": None if predictions is None else np.asarray(predictions[index], dtype=np.float64),
+        "title": clip_title(store, index),
+    }
+
+
+def _check(store, predictions, indices):
+    n = len(store)
+    if n == 0:
+        raise PoseUtilsError("the split has no clips to show")
+    if predictions is not None and np.shape(predictions)[:1] != (n,):
+        raise PoseUtilsError(f"predictions must hold one pose sequence per clip ({n}), got shape "
+                             f"{np.shape(predictions)}")
+    indices = list(range(n)) if indices is None else [int(i) for i in indices]
+    bad = [i for i in indices if not 0 <= i < n]
+    if bad or not indices:
+        raise PoseUtilsError(f"clip indices must be in [0, {n}), got {bad or indices}")
+    return indices
+
+
+def clip_browser(store, predictions=None, indices=None, dpi: int = 72):
+    """A widget to scrub through clips and frames of a ClipStore.
+
+    store: from `data.open_split`; predictions: (N, T, 17, 3) metres aligned with the store's clips (e.g.
+    predictions.npz's y_pred) or None; indices: the clips offered (default all). Returns an
+    ipywidgets.VBox; its `.show(clip, frame)` method jumps to a clip and frame.
+    """
+    import ipywidgets as w
+
+    from . import plots
+
+    indices = _check(store, predictions, indices)
+    cache: dict[int, dict] = {}
+
+    def clip(position: int) -> dict:
+        index = indices[position]
+        if index not in cache:
+            cache.clear()  # keep one clip in memory: frames at 224 are 1.2 MB each
+            cache[index] = _clip(store, index, predictions)
+        return cache[index]
+
+    clip_slider = w.IntSlider(0, 0, len(indices) - 1, description="clip", continuous_update=False)
+    frame_slider = w.IntSlider(0, 0, store.num_frames - 1, description="frame")
+    play = w.Play(value=0, min=0, max=store.num_frames - 1, interval=400, description="play")
+    w.jslink((play, "value"), (frame_slider, "value"))
+    image = w.Image(format="png")
+    caption = w.Label()
+
+    def redraw(*_):
+        c = clip(clip_slider.value)
+        t = frame_slider.value
+        fig = plots.frame_figure(
+            c["frames"][t], None if c["joints_2d"] is None else c["joints_2d"][t], c["y_true"][t],
+            None if c["y_pred"] is None else c["y_pred"][t],
+        )
+        image.value = plots.figure_png(fig, dpi=dpi)
+        text = f"{c['title']}, frame {t + 1}/{store.num_frames}"
+        if c["y_pred"] is not None:
+            err = np.linalg.norm(c["y_pred"][t] - c["y_true"][t], axis=-1).mean() * 1000.0
+            text += f", MPJPE {err:.0f} mm"
+        caption.value = text
+
+    clip_slider.observe(redraw, names="value")
+    frame_slider.observe(redraw, names="value")
+    redraw()
+    box = w.VBox([w.HBox([clip_slider, frame_slider, play]), caption, image])
+
+    def show(clip_position: int = 0, frame: int = 0):
+        clip_slider.value, frame_slider.value = clip_position, frame
+
+    box.show = show
+    return box
+
+
+def scrub(store, predictions=None, indices=None, static_clip: int | None = None):
+    """Display `clip_browser(...)` and return the static Figure of one clip (`plots.clip_strip`).
+
+    Use as the last line of a notebook cell: the widget appears when a kernel is attached, the Figure
+    is shown in every case (headless runs included). static_clip: the clip drawn (default the first
+    offered).
+    """
+    from IPython.display import display
+
+    from . import plots
+
+    indices = _check(store, predictions, indices)
+    try:
+        display(clip_browser(store, predictions, indices))
+    except ImportError:  # ipywidgets missing: the static figure still tells the story
+        pass
+    index = indices[0] if static_clip is None else int(static_clip)
+    c = _clip(store, index, predictions)
+    return plots.clip_strip(c["frames"], c["joints_2d"], c["y_true"], c["y_pred"], title=c["title"])
