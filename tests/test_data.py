@@ -113,6 +113,15 @@ def test_open_split_exposes_the_contract(tmp_path, layout, clips):
         store.frames  # noqa: B018
 
 
+def test_fortran_ordered_npy_reads_through_the_memmap(tmp_path, clips):
+    frames, joints = clips
+    np.save(tmp_path / "videoframes_clips_train.npy", np.asfortranarray(frames))
+    np.save(tmp_path / "joint_3d_clips_train.npy", joints)
+    with open_split(tmp_path, "train") as store:
+        assert store._raw is None  # clips are not contiguous on disk: no pread
+        np.testing.assert_array_equal(store.read_frames([6, 0, 1, 2]), frames[[6, 0, 1, 2]])
+
+
 def test_h5_metadata_attrs_and_summary(h5_dir):
     with open_split(h5_dir, "train") as store:
         assert list(store.meta["subject"][:3]) == ["S1", "S2", "S1"]
