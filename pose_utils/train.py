@@ -238,6 +238,20 @@ def precision_policy(name: str):
         keras.mixed_precision.set_global_policy(old)
 
 
+def _check_precision_support(config: TrainConfig) -> None:
+    import tensorflow as tf
+
+    if (
+        config.precision == "mixed_float16"
+        and not config.jit_compile
+        and not tf.config.list_physical_devices("GPU")
+    ):
+        raise ConfigError(
+            "precision mixed_float16 on a CPU needs jit_compile (--jit-compile): TensorFlow has no float16 "
+            "CPU kernels for some layers (MaxPool3D); on CPUs, mixed_bfloat16 is the fast choice"
+        )
+
+
 def _has_native_bf16() -> bool:
     import tensorflow as tf
 
@@ -343,9 +357,9 @@ class _Trainer:
         self.checkpoint = tf.train.Checkpoint(
             model_variables=list(self.model.variables), optimizer=self.optimizer, epoch=self.epoch
         )
-        jit = config.jit_compile or None
-        self.train_step = tf.function(self._distributed_train_step, jit_compile=jit, reduce_retracing=True)
-        self.eval_step = tf.function(self._eval_step, jit_compile=jit, reduce_retracing=True)
+        # The compiled steps are made on first use, with the datasets' element specs as signatures
+        # (batch dimension None): one trace per run, whatever the size of the last batch.
+        self.train_step = self.eval_step = None
 
     def _per_clip(self, y, pred):
         """Per-clip MSE (eq. 2, transformed space) and MPJPE (metres), both (B,) float32."""
@@ -411,22 +425,41 @@ class _Trainer:
         options = tf.data.Options()
         # Clips are read by index inside the pipeline, so there are no files to shard over workers.
         options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
-        return self.strategy.experimental_distribute_dataset(ds.with_options(options))
+        dist = self.strategy.experimental_distribute_dataset(ds.with_options(options))
+        if self.train_step is None:
+            self.train_step = tf.function(
+                self._distributed_train_step,
+                input_signature=list(dist.element_spec),
+                jit_compile=self.config.jit_compile or None,
+            )
+        return dist
 
-    def evaluate(self, store, indices) -> tuple[float, float]:
-        """(loss, MPJPE mm) over the clips `indices` of `store`, in one device's cross-replica context."""
+    def evaluate(self, store, indices) -> np.ndarray:
+        """[sum of per-clip loss, sum of per-clip MPJPE (m), clips] over `indices` of `store`.
+
+        Runs on one device in the cross-replica context: exact for any number of clips.
+        """
+        import tensorflow as tf
+
         from .data import tf_dataset
 
-        totals = np.zeros(3)
-        for x, y in tf_dataset(
+        ds = tf_dataset(
             store,
             self.config.eval_batch_size,
             shuffle=False,
             indices=indices,
             target_transform=self.transform,
-        ):
+        )
+        if self.eval_step is None:
+            self.eval_step = tf.function(
+                self._eval_step,
+                input_signature=list(ds.element_spec),
+                jit_compile=self.config.jit_compile or None,
+            )
+        totals = np.zeros(3)
+        for x, y in ds:
             totals += [float(v) for v in self.eval_step(x, y)]
-        return totals[0] / totals[2], 1000.0 * totals[1] / totals[2]
+        return totals
 
 
 class _Checkpoints:
@@ -486,6 +519,7 @@ def train(
     """
     run_dir = Path(run_dir)
     config = _resolve_config(run_dir, config, resume)
+    _check_precision_support(config)
     strategy = make_strategy(config)  # first: logical CPUs and collectives need a fresh runtime
     chief = _is_chief(strategy)
     if config.batch_size < strategy.num_replicas_in_sync:
@@ -590,15 +624,8 @@ def _fit(
             for step, batch in enumerate(trainer.train_dataset(train_store, train_idx, epoch), start=1):
                 sums = np.array([float(v) for v in trainer.train_step(*batch)])
                 if not np.all(np.isfinite(sums)):
-                    kept = (
-                        f"the checkpoint of epoch {epoch} in {run_dir} is kept"
-                        if epoch
-                        else "no epoch had finished, so there is no checkpoint"
-                    )
-                    raise TrainingError(
-                        f"the training loss became {sums[0] / sums[2]} at epoch {epoch + 1}, "
-                        f"step {step}; training stopped and {kept}; try a learning rate "
-                        f"below {config.learning_rate:g}"
+                    raise _nonfinite(
+                        "training", sums, f"at epoch {epoch + 1}, step {step}", epoch, run_dir, config
                     )
                 totals += sums
                 bar.update()
@@ -606,7 +633,10 @@ def _fit(
                     loss=f"{totals[0] / totals[2]:.4g}", mpjpe=f"{1000 * totals[1] / totals[2]:.1f}mm"
                 )
         train_seconds = time.perf_counter() - tic
-        val_loss, val_mpjpe = trainer.evaluate(valid_store, valid_idx)
+        val_sums = trainer.evaluate(valid_store, valid_idx)
+        if not np.all(np.isfinite(val_sums)):  # never checkpoint weights that predict NaN or infinity
+            raise _nonfinite("validation", val_sums, f"after epoch {epoch + 1}", epoch, run_dir, config)
+        val_loss, val_mpjpe = val_sums[0] / val_sums[2], 1000.0 * val_sums[1] / val_sums[2]
         trainer.epoch.assign(epoch + 1)
         row = {
             "train_loss": totals[0] / totals[2],
@@ -639,6 +669,22 @@ def _fit(
             with atomic_path(run_dir / "model.keras") as tmp:
                 trainer.model.save(tmp)
     return history
+
+
+def _nonfinite(
+    phase: str, sums: np.ndarray, where: str, finished: int, run_dir: Path, config
+) -> TrainingError:
+    """The error for a NaN or infinite loss/MPJPE; `finished` epochs have a checkpoint."""
+    name, value = ("loss", sums[0] / sums[2]) if not np.isfinite(sums[0]) else ("MPJPE", sums[1] / sums[2])
+    kept = (
+        f"the checkpoint of epoch {finished} in {run_dir} is kept"
+        if finished
+        else "no epoch had finished, so there is no checkpoint"
+    )
+    return TrainingError(
+        f"the {phase} {name} became {value} {where}; training stopped and {kept}; look for extreme labels, "
+        f"or try a learning rate below {config.learning_rate:g}"
+    )
 
 
 # ----------------------------------------------------------------------------- using a run

@@ -31,12 +31,43 @@ def toy_split(n: int, size: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     return frames, joints
 
 
-def write_toy_data(folder, n_train: int = 20, n_valid: int = 10, size: int = 64, seed: int = 0) -> Path:
-    """Write train and valid splits of the toy set to `folder` (.npy layout) and return the folder."""
+def write_toy_data(
+    folder, n_train: int = 21, n_valid: int = 10, size: int = 64, seed: int = 0, units: str = "m"
+) -> Path:
+    """Write train and valid splits of the toy set to `folder` (.npy layout) and return the folder.
+
+    units="mm" stores the labels in millimetres (train with units="mm").
+    """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     for split, n, s in (("train", n_train, seed), ("valid", n_valid, seed + 1)):
         frames, joints = toy_split(n, size, s)
         np.save(folder / f"videoframes_clips_{split}.npy", frames)
-        np.save(folder / f"joint_3d_clips_{split}.npy", joints)
+        np.save(folder / f"joint_3d_clips_{split}.npy", joints * (1000.0 if units == "mm" else 1.0))
+    return folder
+
+
+def write_toy_h5(folder, n_train: int = 12, n_valid: int = 9, size: int = 32, seed: int = 0) -> Path:
+    """The toy set in our HDF5 layout, with per-clip subject / action / camera metadata."""
+    import h5py
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    for split, n, s in (("train", n_train, seed), ("valid", n_valid, seed + 1)):
+        frames, joints = toy_split(n, size, s)
+        with h5py.File(folder / f"{split}.h5", "w") as f:
+            f.create_dataset("frames", data=frames, chunks=(1, 8, size, size, 3))
+            f.create_dataset("joints", data=joints)
+            f.create_dataset(
+                "subject",
+                data=np.array([f"S{i % 2 + 1}" for i in range(n)], dtype=object),
+                dtype=h5py.string_dtype(),
+            )
+            f.create_dataset(
+                "action",
+                data=np.array(["walk", "run", "jump"] * n, dtype=object)[:n],
+                dtype=h5py.string_dtype(),
+            )
+            f.create_dataset("camera", data=np.arange(n) % 4)
+            f.attrs["units"] = "m"
     return folder
