@@ -18,6 +18,7 @@ memory; the frames never are: `tf_dataset` reads one sorted batch of clips per c
 from __future__ import annotations
 
 import os
+import re
 import warnings
 from collections import Counter
 from pathlib import Path
@@ -427,8 +428,14 @@ def _human_bytes(n: float) -> str:
     return f"{n:.1f} GB"
 
 
-def _counts(values, limit: int = 12) -> str:
-    counts = sorted(Counter(v.item() if isinstance(v, np.generic) else v for v in values).items())
+def _natural_key(value) -> list:
+    """Sort key putting S9 before S11 and camera 2 before camera 10."""
+    return [(0, int(t), "") if t.isdigit() else (1, 0, t) for t in re.split(r"(\d+)", str(value))]
+
+
+def _counts(values, limit: int = 16) -> str:
+    counter = Counter(v.item() if isinstance(v, np.generic) else v for v in values)
+    counts = sorted(counter.items(), key=lambda kv: _natural_key(kv[0]))
     text = ", ".join(f"{k} ({c})" for k, c in counts[:limit])
     return text + (f", +{len(counts) - limit} more" if len(counts) > limit else "")
 

@@ -516,3 +516,26 @@ def test_target_transform_is_applied_in_the_graph(npy_dir):
         _, targets = collect(tf_dataset(store, 4, shuffle=False, target_transform=transform))
         np.testing.assert_allclose(np.concatenate(targets), transform.forward(store.joints), atol=1e-6)
         assert 0.1 - 1e-6 <= np.concatenate(targets).min() and np.concatenate(targets).max() <= 0.9 + 1e-6
+
+
+# ----------------------------------------------------------------------------- the generator's data
+
+
+def test_generated_tiny_dataset_agrees_across_layouts(tiny_data_dir, tmp_path):
+    """make-data writes both layouts; ours must read the same clips from each, in the same order."""
+    npy_only = tmp_path / "npy_only"
+    npy_only.mkdir()
+    for path in tiny_data_dir.glob("*.npy"):
+        (npy_only / path.name).symlink_to(path)
+    assert validate_dir(tiny_data_dir).startswith(f"{tiny_data_dir}: OK")
+    with open_split(tiny_data_dir, "train") as h5, open_split(npy_only, "train") as npy:
+        assert (h5.layout, npy.layout) == ("h5", "npy") and len(h5) == len(npy) == 32
+        assert h5.frame_size == npy.frame_size == 64
+        np.testing.assert_array_equal(h5.joints, npy.joints)
+        np.testing.assert_array_equal(h5.read_frames(range(len(h5))), npy.read_frames(range(len(npy))))
+        assert np.abs(h5.joints[:, :, 0]).max() == 0 and not h5.warnings  # root-relative metres
+        assert {"subject", "action", "camera", "mirrored", "root", "intrinsics"} <= set(h5.meta)
+        a = collect(tf_dataset(h5, 5, seed=2, epoch=3, flip_augment=True))
+        b = collect(tf_dataset(npy, 5, seed=2, epoch=3, flip_augment=True))
+        for x, y in zip(a[0] + a[1], b[0] + b[1], strict=True):
+            np.testing.assert_array_equal(x, y)
