@@ -625,3 +625,70 @@ def refresh_checked_outputs(notebook: str | os.PathLike, progress: bool = True) 
     with atomic_path(notebook) as out:
         nbformat.write(nb, str(out))
     return notebook
+
+
+# ----------------------------------------------------------------------------- figures of a split
+
+
+def spread(n: int, k: int) -> list[int]:
+    """k indices spread evenly over range(n) (all of them if k >= n): a sample that sees every part."""
+    import numpy as np
+
+    if n <= 0 or k <= 0:
+        return []
+    if k >= n:
+        return list(range(n))
+    return sorted({int(i) for i in np.linspace(0, n - 1, k).round()})
+
+
+def frame_grid(store, n_clips: int = 4, frame_indices=(0, 3, 7), clips=None):
+    """A contact sheet of a split: frames `frame_indices` of `n_clips` clips spread over it, with the
+    labels projected onto them where the data stores the camera (`widgets.projected_joints`).
+    Returns a Figure (`plots.contact_sheet`), one row per clip."""
+    import numpy as np
+
+    from .plots import contact_sheet
+    from .widgets import clip_title, projected_joints
+
+    clips = spread(len(store), n_clips) if clips is None else [int(c) for c in clips]
+    frame_indices = [int(f) for f in frame_indices if 0 <= int(f) < store.num_frames]
+    if not clips or not frame_indices:
+        raise ConfigError("frame_grid needs at least one clip and one valid frame index")
+    frames = store.read_frames(clips)[:, frame_indices]
+    uv = [projected_joints(store, c) for c in clips]
+    joints_2d = None if any(u is None for u in uv) else np.stack(uv)[:, frame_indices]
+    titles = [f"{clip_title(store, c)} f{f}" if k == 0 else f"f{f}" for c in clips
+              for k, f in enumerate(frame_indices)]
+    return contact_sheet(frames.reshape(-1, *frames.shape[2:]),
+                         None if joints_2d is None else joints_2d.reshape(-1, *joints_2d.shape[2:]),
+                         titles=titles, ncols=len(frame_indices), panel_inches=2.0)
+
+
+def skeleton_table() -> str:
+    """The 17 joints as a text table: number (1-based, as in the report), name, parent, side."""
+    from .skeleton import JOINT_NAMES, LEFT, PARENTS, RIGHT
+
+    rows = [("joint", "name", "parent", "side")]
+    for j, name in enumerate(JOINT_NAMES):
+        parent = JOINT_NAMES[PARENTS[j]] if PARENTS[j] >= 0 else "-"
+        side = "left" if j in LEFT else "right" if j in RIGHT else "centre"
+        rows.append((j + 1, name, parent, side))
+    return text_table(rows, align="rlll")
+
+
+def bone_table(joints) -> str:
+    """Bone lengths of labels (..., 17, 3) metres: mean, std and range per bone in mm, as a text table.
+
+    A rigid skeleton keeps each bone's length; a spread shows several subjects (body sizes) in the data.
+    """
+    import numpy as np
+
+    from .skeleton import BONES, JOINT_NAMES, bone_lengths
+
+    lengths = bone_lengths(np.asarray(joints, dtype=np.float64)).reshape(-1, len(BONES)) * 1000.0
+    rows = [("bone", "mean (mm)", "std (mm)", "min (mm)", "max (mm)")]
+    for b, (child, parent) in enumerate(BONES):
+        x = lengths[:, b]
+        rows.append((f"{JOINT_NAMES[parent]}-{JOINT_NAMES[child]}", f"{x.mean():.0f}", f"{x.std():.1f}",
+                     f"{x.min():.0f}", f"{x.max():.0f}"))
+    return text_table(rows, align="lrrrr")
