@@ -35,7 +35,12 @@ UNITS = {"m": 1.0, "mm": 1e-3}  # factor to metres
 UNIT_THRESHOLD = 20.0
 ROOT_TOLERANCE_M = 1e-3  # a pelvis further than 1 mm from the origin means the labels are not root-relative
 H5_CHUNK_CACHE_BYTES = 16 * 1024**2  # room for a few (1, 8, 224, 224, 3) clip chunks (1.15 MiB each)
-READ_PARALLELISM = 2  # batches read at once by tf_dataset; each in flight costs one batch of float32
+# tf_dataset's read-ahead: at most READ_PARALLELISM batches are read at once, and the prefetch buffer
+# holds up to PREFETCH_BYTES of float32 batches (1 to MAX_PREFETCH of them). tf.data.AUTOTUNE would
+# size the buffer from a share of the machine's RAM, so memory would grow with the batch and the frames.
+READ_PARALLELISM = 2
+PREFETCH_BYTES = 256 * 1024**2
+MAX_PREFETCH = 4
 META_KEYS = ("subject", "action", "camera", "start_time", "speed", "mirrored", "root", "intrinsics")
 
 
@@ -607,19 +612,21 @@ def _check_indices(indices, n: int) -> np.ndarray:
 
 def tf_dataset(store: ClipStore, batch_size: int, shuffle: bool = True, seed: int = 0, epoch: int = 0,
                indices=None, drop_remainder: bool = False, flip_augment: bool = False,
-               target_transform=None, prefetch=-1):
+               target_transform=None, prefetch="auto"):
     """One epoch of (frames, joints) batches, streamed from disk.
 
     Yields frames float32 (B, 8, H, W, 3) in [0, 1] (uint8 / 255, done in the graph) and joints float32
     (B, 8, 17, 3): metres, or `target_transform.forward` of them. Every clip of `indices` (default: all)
     appears exactly once; with `shuffle` the order is `epoch_order(seed, epoch)`. With `flip_augment`,
     the clips of `flip_mask(seed, epoch)` are mirrored: frames flipped horizontally, joints x -> -x with
-    left/right labels swapped (`skeleton.flip_left_right`), exact for camera coordinates whose principal
-    point is the image centre. Build a new dataset per epoch (it is cheap: only indices are prepared).
+    left/right labels swapped (`skeleton.flip_left_right`); exact when the camera's principal point is
+    the image centre (see docs/data.md). Build a new dataset per epoch: only indices are prepared.
 
     Each batch of indices is read from the file in one `tf.numpy_function` call (sorted, see
-    `ClipStore.read_frames`); at most READ_PARALLELISM batches are read at once, plus `prefetch`
-    (default tf.data.AUTOTUNE; None or 0 for none). Memory is a few batches, whatever the dataset size.
+    `ClipStore.read_frames`), READ_PARALLELISM batches at once (1 for batches over 128 MiB as float32).
+    prefetch: "auto" buffers 1 to MAX_PREFETCH batches within PREFETCH_BYTES; an int (or
+    tf.data.AUTOTUNE) is passed to `Dataset.prefetch`; None or 0 for no buffer. Memory is a few batches,
+    whatever the size of the dataset.
     """
     import tensorflow as tf
 
@@ -654,7 +661,11 @@ def tf_dataset(store: ClipStore, batch_size: int, shuffle: bool = True, seed: in
 
     ds = tf.data.Dataset.from_tensor_slices((order, flips))  # indices only; frames stay on disk
     ds = ds.batch(batch_size, drop_remainder=drop_remainder)
-    ds = ds.map(load, num_parallel_calls=READ_PARALLELISM, deterministic=True)
+    batch_bytes = batch_size * store.num_frames * height * width * 3 * 4  # as float32
+    if prefetch == "auto":
+        prefetch = int(np.clip(PREFETCH_BYTES // batch_bytes, 1, MAX_PREFETCH))
+    parallel = READ_PARALLELISM if batch_bytes * READ_PARALLELISM <= PREFETCH_BYTES else 1
+    ds = ds.map(load, num_parallel_calls=parallel, deterministic=True)
     if prefetch:
         ds = ds.prefetch(prefetch)
     return ds
