@@ -296,12 +296,8 @@ class Renderer:
         columns = slice(None, None, -1) if spec.mirrored else slice(None)
         for i, q in enumerate(poses):
             self.pose(body, q)
-            _, _, rgba, _, seg = p.getCameraImage(
-                S, S, view, proj, renderer=p.ER_TINY_RENDERER, shadow=0,
-                lightDirection=list(spec.light_direction), lightColor=list(spec.light_color),
-                lightAmbientCoeff=spec.light_coeffs[0], lightDiffuseCoeff=spec.light_coeffs[1],
-                lightSpecularCoeff=spec.light_coeffs[2], flags=p.ER_SEGMENTATION_MASK_OBJECT_AND_LINKINDEX,
-                physicsClientId=cid)
+            _, _, rgba, _, seg = p.getCameraImage(S, S, view, proj, **camera_image_kwargs(p, spec),
+                                                  physicsClientId=cid)
             rgba, seg = np.reshape(rgba, (S, S, 4)), np.reshape(seg, (S, S))
             on_body = seg >= 0  # the active body is the only thing in view (no floor, others parked)
             # a mirrored clip is written flipped left-right, labels mirrored below to match
@@ -321,59 +317,75 @@ class Renderer:
                     mask)
 
 
+def camera_image_kwargs(p, spec: ClipSpec) -> dict:
+    """getCameraImage arguments besides size and matrices: the CPU renderer, the clip's lighting (no
+    shadows: they triple the time), and a segmentation buffer that also holds link indices."""
+    return dict(renderer=p.ER_TINY_RENDERER, shadow=0, lightDirection=list(spec.light_direction),
+                lightColor=list(spec.light_color), lightAmbientCoeff=spec.light_coeffs[0],
+                lightDiffuseCoeff=spec.light_coeffs[1], lightSpecularCoeff=spec.light_coeffs[2],
+                flags=p.ER_SEGMENTATION_MASK_OBJECT_AND_LINKINDEX)
+
+
 def frame_camera(world: np.ndarray, subject: Subject, spec: ClipSpec, size: int):
-    """Place the clip's camera: the subject's rig `spec.camera` around the clip's mean pelvis position,
-    aimed at the centre of the joints' bounding box, with the focal length chosen so the body spans
-    `spec.fill` of the half-frame (Human3.6M-style crops). Inputs: world (8, 17, 3) metres.
+    """Place the clip's camera like a Human3.6M-style person crop: the subject's rig `spec.camera`
+    stands around the clip's mean pelvis position and turns so the joints' image bounding box (plus
+    a margin for the body's surface) is centred, offset by `spec.aim`; the focal length makes that box
+    span `spec.fill` of the frame along its longer side. Inputs: world (8, 17, 3) metres.
     Returns R (3, 3), t (3,), K (3, 3)."""
     azimuth, height, distance = subject.cameras[spec.camera]
     centre = world[:, 0].mean(axis=0)
     a = math.radians(azimuth)
     eye = np.array([centre[0] + distance * math.sin(a), height, centre[2] + distance * math.cos(a)])
     points = world.reshape(-1, 3)
-    target = (points.min(axis=0) + points.max(axis=0)) / 2
-    R, t = camera.look_at(eye, target)
     margin = BODY_MARGIN * subject.scale
+    R, t = camera.look_at(eye, (points.min(axis=0) + points.max(axis=0)) / 2)
 
-    def extent(R, t):
+    def box(R, t):  # (centre (2,), half size) of the joints' box in normalised image coordinates
         X = camera.world_to_camera(points, R, t)
-        return float(np.max((np.abs(X[:, :2]) + margin) / X[:, 2:3]))
+        xy, pad = X[:, :2] / X[:, 2:3], margin / X[:, 2:3]
+        lo, hi = (xy - pad).min(axis=0), (xy + pad).max(axis=0)
+        return (lo + hi) / 2, float(np.max(hi - lo) / 2)
 
-    # Turn the camera a little so the person sits off-centre by about `aim` (fractions of the
-    # half-frame), then zoom so the farthest joint (plus margin) lands at `fill` of the half-frame.
-    depth = float(np.linalg.norm(target - eye))
-    target = target + depth * extent(R, t) * (spec.aim[0] * R[0] + spec.aim[1] * R[1])
-    R, t = camera.look_at(eye, target)
-    f = spec.fill * (size / 2.0) / extent(R, t)
+    for _ in range(2):  # turn towards the box centre (twice: turning changes the perspective a little)
+        mid, half = box(R, t)
+        mid = mid - np.asarray(spec.aim) * half / spec.fill  # the person sits `aim` off the centre
+        R, t = camera.look_at(eye, eye + R.T @ np.array([mid[0], mid[1], 1.0]))
+    mid, half = box(R, t)
+    reach = half + float(np.max(np.abs(mid)))  # farthest box edge from the optical axis
+    f = spec.fill * (size / 2.0) / (half / spec.fill * spec.fill + float(np.max(np.abs(mid))))
+    del reach
     return R, t, camera.intrinsics(f, *principal_point(size))
 
 
 def background(R, t, K, size: int, spec: ClipSpec, pelvis: np.ndarray) -> np.ndarray:
     """The scene behind the person, (S, S, 3) uint8: a tiled floor at y = 0 fading into a sky gradient
     at the horizon, found by intersecting each pixel's ray with the floor plane. pybullet would take
-    ~4 ms a frame to draw a floor; this takes ~2 ms once per clip. A soft shadow darkens the floor
+    ~4 ms a frame to draw a floor; this takes ~1 ms once per clip. A soft shadow darkens the floor
     around the clip's mean pelvis position (pelvis: (8, 3) world metres)."""
     R, K = np.asarray(R, np.float32), np.asarray(K, np.float64)
-    a = ((np.arange(size) - K[0, 2]) / K[0, 0]).astype(np.float32)  # normalised image x per column
-    b = ((np.arange(size) - K[1, 2]) / K[1, 1]).astype(np.float32)  # normalised image y per row
-    rays = a[None, :, None] * R[0] + b[:, None, None] * R[1] + R[2]  # world direction of each pixel
+    a = ((np.arange(size) - K[0, 2]) / K[0, 0]).astype(np.float32)[None, :]  # normalised x per column
+    b = ((np.arange(size) - K[1, 2]) / K[1, 1]).astype(np.float32)[:, None]  # normalised y per row
+    rx, ry, rz = (a * R[0, k] + b * R[1, k] + R[2, k] for k in range(3))  # world ray of each pixel
     eye = camera.camera_center(R, t).astype(np.float32)
-    length = np.sqrt(np.einsum("ijk,ijk->ij", rays, rays))
-    dy = rays[..., 1]
-    down = dy < -1e-6
-    s = np.where(down, eye[1] / -np.where(down, dy, -1.0), 0.0).astype(np.float32)  # ray parameter at y=0
-    hx, hz = eye[0] + s * rays[..., 0], eye[2] + s * rays[..., 2]
-    top, horizon = np.asarray(spec.sky[0], np.float32), np.asarray(spec.sky[1], np.float32)
-    sky = horizon + (top - horizon) * np.sqrt(np.clip(dy / length, 0, 1))[..., None]
-    tiles = (np.floor(hx / spec.tile) + np.floor(hz / spec.tile)) % 2 > 0
-    floor_a, floor_b = (np.asarray(c, np.float32) for c in spec.floor)
-    floor = np.where(tiles[..., None], floor_b, floor_a)
-    cx, cz = pelvis[:, 0].mean(), pelvis[:, 2].mean()
-    shade = 1 - 0.35 * np.exp(-((hx - cx) ** 2 + (hz - cz) ** 2) / (2 * 0.3**2))
-    fade = np.clip((s * length - 8.0) / 12.0, 0, 1)[..., None]  # distant floor blends into the horizon
-    floor = floor * shade[..., None] * (1 - fade) + horizon * fade
-    image = np.where(down[..., None], floor, sky)
-    return (image * 255 + 0.5).astype(np.uint8)
+    length = np.sqrt(rx * rx + ry * ry + rz * rz)
+    down = ry < -1e-6
+    s = eye[1] / -np.where(down, ry, np.float32(-1.0))  # distance along the ray to the floor
+    hx, hz = eye[0] + s * rx, eye[2] + s * rz
+    inv = np.float32(1.0 / spec.tile)
+    tile = ((np.floor(hx * inv) + np.floor(hz * inv)).astype(np.int32) & 1).astype(np.float32)
+    cx, cz = np.float32(pelvis[:, 0].mean()), np.float32(pelvis[:, 2].mean())
+    shade = 1 - np.float32(0.35) * np.exp(((hx - cx) ** 2 + (hz - cz) ** 2) * np.float32(-1 / (2 * 0.3**2)))
+    fade = np.clip((s * length - np.float32(8.0)) * np.float32(1 / 12.0), 0, 1)  # far floor -> horizon
+    lit = shade * (1 - fade)
+    up = np.sqrt(np.clip(ry / length, 0, 1))  # sky: horizon colour at the horizon, top colour overhead
+    image = np.empty((size, size, 3), np.uint8)
+    for c in range(3):
+        fa, fb = spec.floor[0][c], spec.floor[1][c]
+        top, horizon = spec.sky[0][c], spec.sky[1][c]
+        floor = (fa + (fb - fa) * tile) * lit + horizon * fade
+        sky = horizon + (top - horizon) * up
+        image[..., c] = np.where(down, floor, sky) * 255 + 0.5
+    return image
 
 
 @contextlib.contextmanager

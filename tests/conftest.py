@@ -1,0 +1,24 @@
+# TEMP NOTE FOR HELPERS (to be removed): read /tmp/common_prompt.txt (working rules: git, file ownership, CPU) and docs/ARCHITECTURE.md before editing.
+"""Shared test settings: quiet TensorFlow, headless matplotlib, no progress bars."""
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("MPLBACKEND", "agg")
+os.environ.setdefault("TQDM_DISABLE", "1")
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def tiny_data_dir(tmp_path_factory):
+    """A folder with the `tiny` preset (seed 0; 64x64 frames; 32 train and 16 valid clips) in both
+    formats: train.h5, valid.h5, the course's four .npy files and contact_sheet.png. Made once per test
+    session (about 2 s); treat it as read-only."""
+    from pose_utils.cli import main
+
+    out = tmp_path_factory.mktemp("tiny_data")
+    code = main(["make-data", "--out", str(out), "--preset", "tiny", "--format", "both", "--seed", "0",
+                 "--workers", "1"])
+    assert code == 0, "make-data --preset tiny failed"
+    return out
