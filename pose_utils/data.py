@@ -382,20 +382,19 @@ class ClipStore:
         # Runs of consecutive indices: one read each (an unshuffled pass reads whole slices).
         breaks = np.nonzero(np.diff(unique) != 1)[0] + 1
         start = 0
-        try:
-            for run in np.split(unique, breaks) if unique.size else []:
-                lo, hi = int(run[0]), int(run[-1]) + 1
+        for run in np.split(unique, breaks) if unique.size else []:
+            lo, hi = int(run[0]), int(run[-1]) + 1
+            try:
                 if self.layout == "h5":
                     frames.read_direct(out, np.s_[lo:hi], np.s_[start : start + hi - lo])
                 elif self._raw is not None:
                     self._pread(out[start : start + hi - lo], lo)
                 else:
                     out[start : start + hi - lo] = frames[lo:hi]
-                start += hi - lo
-        except OSError as e:
-            raise DataError(
-                f"{self.path}: cannot read clips {unique[0]}..{unique[-1]}, the file is corrupt ({e})"
-            ) from None
+            except OSError as e:
+                clips = f"clip {lo}" if hi == lo + 1 else f"clips {lo}..{hi - 1}"
+                raise DataError(f"{self.path}: cannot read {clips}, the file is corrupt ({e})") from None
+            start += hi - lo
         return out if np.array_equal(unique, idx) else out[inverse]
 
     # -- description

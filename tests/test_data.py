@@ -196,6 +196,25 @@ def test_forked_child_reopens_the_h5_file(h5_dir, tmp_path):
     assert "fork ok" in result.stdout
 
 
+def test_a_damaged_chunk_mid_file_is_reported_when_read(tmp_path):
+    frames, joints = make_clips(N_TRAIN)
+    frames[:] = np.arange(SIZE, dtype=np.uint8)[:, None, None]  # compressible, so lzf really runs
+    write_h5(tmp_path, "train", frames, joints)
+    with h5py.File(tmp_path / "train.h5") as f:
+        chunk = f["frames"].id.get_chunk_info(3)  # clip 3 (first and last clip stay intact)
+    data = bytearray((tmp_path / "train.h5").read_bytes())
+    garbage = np.random.default_rng(0).integers(0, 256, chunk.size, dtype=np.uint8).tobytes()
+    data[chunk.byte_offset : chunk.byte_offset + chunk.size] = garbage
+    (tmp_path / "train.h5").write_bytes(bytes(data))
+    with open_split(tmp_path, "train") as store:  # opens: only clips 0 and 6 are read at open
+        with pytest.raises(DataError, match=r"train.h5: cannot read clip 3, the file is corrupt"):
+            store.read_frames([3])
+        import tensorflow as tf
+
+        with pytest.raises(tf.errors.OpError, match=r"DataError: .*train.h5: cannot read clips 2..3"):
+            collect(tf_dataset(store, 2, shuffle=False))
+
+
 def test_check_data_prints_both_splits(h5_dir, capsys):
     assert cli.main(["check-data", str(h5_dir)]) == 0
     out = capsys.readouterr().out
