@@ -50,7 +50,7 @@ def prepare(renderer: synth.Renderer, specs: list[synth.ClipSpec]) -> list[tuple
             renderer.pose(body, q)
             world.append(renderer.joints_world(body, info.scale))
         R, t, K = synth.frame_camera(np.stack(world), info, spec, size)
-        proj = p.computeProjectionMatrixFOV(float(camera.fov_from_focal(K[0, 0], size)), 1.0, 0.05, 100.0)
+        proj = synth.gl_projection(K, size)
         light = synth.camera_image_kwargs(p, spec)
         targets = [(q.root_position.tolist(), q.root_rotation.tolist(), *q.joint_targets()) for q in poses]
         prepared.append((spec.subject, targets, camera.gl_view_matrix(R, t), proj, light))

@@ -203,9 +203,29 @@ class Clip:
 
 
 def principal_point(size: int) -> tuple[float, float]:
-    """(cx, cy) of ER_TINY_RENDERER for a size x size frame with computeProjectionMatrixFOV, in our
-    pixel convention (centre of pixel (0, 0) at (0, 0)); measured: rows sit one pixel higher."""
-    return size / 2.0, size / 2.0 - 1.0
+    """(cx, cy) of every clip: the frame's centre, in our pixel convention (centre of pixel (0, 0) at
+    (0, 0)). A left-right flip of the frame is then exactly x -> -x in camera coordinates."""
+    return (size - 1) / 2.0, (size - 1) / 2.0
+
+
+def gl_projection(K: np.ndarray, size: int, near: float = 0.05, far: float = 100.0) -> list[float]:
+    """OpenGL projection matrix (16 floats, column-major, pybullet's format) under which pybullet's
+    ER_TINY_RENDERER draws a size x size frame exactly as the pinhole intrinsics K project.
+
+    computeProjectionMatrixFOV alone puts the principal point at (size/2, size/2 - 1) (measured:
+    tests/test_synth.py renders a square and compares its centroid with camera.project); the two
+    off-centre terms move it to K's (cx, cy)."""
+    f, cx, cy = float(K[0, 0]), float(K[0, 2]), float(K[1, 2])
+    if abs(K[1, 1] - f) > 1e-9 * f:
+        raise ValueError("the renderer needs square pixels (K[0, 0] == K[1, 1])")
+    m = np.zeros(16)
+    m[0] = m[5] = 2.0 * f / size
+    m[8] = -2.0 * (cx - size / 2.0) / size
+    m[9] = 2.0 * (cy - (size / 2.0 - 1.0)) / size
+    m[10] = -(far + near) / (far - near)
+    m[11] = -1.0
+    m[14] = -2.0 * far * near / (far - near)
+    return m.tolist()
 
 
 class Renderer:
@@ -288,8 +308,7 @@ class Renderer:
             world[i] = self.joints_world(body, info.scale)
         R, t, K = frame_camera(world, info, spec, S)
         view = camera.gl_view_matrix(R, t)
-        proj = p.computeProjectionMatrixFOV(float(camera.fov_from_focal(K[0, 0], S)), 1.0, 0.05, 100.0,
-                                            physicsClientId=cid)
+        proj = gl_projection(K, S)
         backdrop = background(R, t, K, S, spec, world[:, 0])
         frames = np.empty((NUM_FRAMES, S, S, 3), np.uint8)
         mask = np.zeros((NUM_FRAMES, S, S), np.int32) if with_mask else None
@@ -310,7 +329,7 @@ class Renderer:
         if spec.mirrored:
             cam = flip_left_right(cam, axis=0)
             K = K.copy()
-            K[0, 2] = (S - 1) - K[0, 2]  # column u lands on S - 1 - u
+            K[0, 2] = (S - 1) - K[0, 2]  # column u lands on S - 1 - u (the centre stays the centre)
         root = cam[:, 0].copy()
         joints = cam - root[:, None]
         return Clip(spec, frames, joints.astype(np.float32), root.astype(np.float32), K.astype(np.float32),
