@@ -60,12 +60,21 @@ def _expected_files(split: str) -> str:
 # ----------------------------------------------------------------------------- .npy files
 
 
+def _check_readable(path: Path) -> int:
+    """The file's size in bytes, or DataError if it cannot be opened for reading."""
+    try:
+        with open(path, "rb"):
+            return path.stat().st_size
+    except OSError as e:
+        raise DataError(f"{path}: cannot be read ({e.strerror or e})") from None
+
+
 def _npy_header(path: Path) -> tuple[tuple[int, ...], np.dtype, bool, int]:
     """Read a .npy header without loading data: (shape, dtype, fortran_order, data offset).
 
     Refuses pickles and object arrays before NumPy could unpickle anything.
     """
-    size = path.stat().st_size
+    size = _check_readable(path)
     if size == 0:
         raise DataError(f"{path}: empty file (0 bytes)")
     with open(path, "rb") as f:
@@ -116,6 +125,7 @@ def _open_npy(path: Path):
 def _open_h5(path: Path):
     import h5py
 
+    _check_readable(path)  # h5py would call a permission problem a corrupt file
     try:
         return h5py.File(path, "r", rdcc_nbytes=H5_CHUNK_CACHE_BYTES)
     except OSError as e:
@@ -229,19 +239,28 @@ def _load_joints(path: Path, raw, units: str) -> tuple[np.ndarray, list[str]]:
         bad = np.unique(np.nonzero(~finite)[0])
         listed = ", ".join(str(i) for i in bad[:5]) + (", ..." if len(bad) > 5 else "")
         raise DataError(f"{path}: labels are not finite (NaN or infinity) in {len(bad)} clip(s): {listed}")
-    largest = float(np.max(np.abs(values))) if values.size else 0.0
-    if largest == 0.0:
+    if not np.any(values):
         raise DataError(f"{path}: every label is 0; these are not poses")
-    if units == "m" and largest > UNIT_THRESHOLD:
+    # Decide the units on the typical clip, so that a few damaged clips get their own message.
+    reach = np.abs(values).reshape(len(values), -1).max(axis=1)  # largest |coordinate| per clip
+    typical = float(np.median(reach))
+    if units == "m" and typical > UNIT_THRESHOLD:
         raise DataError(
-            f"{path}: labels look like millimetres, not metres (largest |coordinate| is {largest:.1f}; "
-            "a body stays within a few metres); if they are millimetres, pass --units mm (units='mm') "
-            "to convert them"
+            f"{path}: labels look like millimetres, not metres (a typical clip reaches |coordinate| "
+            f"{typical:.1f}; a body stays within a few metres); if they are millimetres, pass --units mm "
+            "(units='mm') to convert them"
         )
-    if units == "mm" and largest < UNIT_THRESHOLD:
+    if units == "mm" and typical < UNIT_THRESHOLD:
         raise DataError(
-            f"{path}: labels look like metres, not millimetres (largest |coordinate| is {largest:.3f}), "
-            f"but --units mm (units='mm') was given; drop it"
+            f"{path}: labels look like metres, not millimetres (a typical clip reaches |coordinate| "
+            f"{typical:.3f}), but --units mm (units='mm') was given; drop it"
+        )
+    absurd = np.nonzero(reach * UNITS[units] > UNIT_THRESHOLD)[0]
+    if absurd.size:
+        listed = ", ".join(str(i) for i in absurd[:5]) + (", ..." if len(absurd) > 5 else "")
+        raise DataError(
+            f"{path}: labels of {len(absurd)} clip(s) reach {reach[absurd].max() * UNITS[units]:.1f} m from "
+            f"the origin, which no body does (damaged labels?): clip(s) {listed}"
         )
     joints = (values * UNITS[units]).astype(np.float32)
     notes = []

@@ -251,6 +251,12 @@ def _with_nan(j):
     return j
 
 
+def _clip_4_in_mm(j):
+    j = j.copy()
+    j[4] *= 1000
+    return j
+
+
 def _truncate(path: Path, keep: float) -> None:
     data = path.read_bytes()
     path.write_bytes(data[: int(len(data) * keep)])
@@ -377,6 +383,10 @@ BAD_INPUTS = {
         ["joint_3d_clips_train.npy: labels look like millimetres", "--units mm"],
     ),
     "metres under --units mm": (lambda d: _npy(d), "mm", ["labels look like metres, not millimetres"]),
+    "one clip of absurd labels": (
+        lambda d: _npy(d, joints=_clips(joints=_clip_4_in_mm)[1]), "m",
+        ["labels of 1 clip(s) reach 899.3 m from the origin", "(damaged labels?): clip(s) 4"],
+    ),
     "truncated npy": (
         lambda d: (_npy(d), _truncate(d / "videoframes_clips_train.npy", 0.9)), "m",
         ["videoframes_clips_train.npy: truncated", "(7, 8, 8, 8, 3) uint8"],
