@@ -543,6 +543,8 @@ def _open_h5_split(data_dir, split, units, path, notes) -> ClipStore:
         _check_count(path, "'frames'", frames.shape[0], "'joints'", raw.shape[0])
         attrs = {k: _decode(v) for k, v in h5.attrs.items()}
         declared = attrs.get("units")
+        if declared is not None and declared not in UNITS:
+            raise DataError(f"{path}: the file declares units {declared!r}; expected one of m, mm")
         if declared is not None and declared != units:
             raise DataError(f"{path}: the file declares units {declared!r} but --units {units} was given; "
                             f"pass --units {declared}")

@@ -414,6 +414,9 @@ BAD_INPUTS = {
         lambda d: _h5(d, attrs={"units": "mm"}), "m",
         ["declares units 'mm' but --units m was given; pass --units mm"],
     ),
+    "h5 declares unknown units": (
+        lambda d: _h5(d, attrs={"units": "inches"}), "m", ["declares units 'inches'; expected one of m, mm"],
+    ),
     "h5 other joint order": (
         lambda d: _h5(d, attrs={"joint_names": list(JOINT_NAMES[::-1])}), "m",
         ["joint_names has 'RWrist' as joint 0, expected 'Pelvis'"],
