@@ -567,6 +567,8 @@ def test_generated_tiny_dataset_agrees_across_layouts(tiny_data_dir, tmp_path):
         np.testing.assert_array_equal(h5.read_frames(range(len(h5))), npy.read_frames(range(len(npy))))
         assert np.abs(h5.joints[:, :, 0]).max() == 0 and not h5.warnings  # root-relative metres
         assert {"subject", "action", "camera", "mirrored", "root", "intrinsics"} <= set(h5.meta)
+        # flip_augment is an exact mirror only when the principal point is the frame centre
+        np.testing.assert_allclose(h5.meta["intrinsics"][:, :2, 2], (64 - 1) / 2)
         a = collect(tf_dataset(h5, 5, seed=2, epoch=3, flip_augment=True))
         b = collect(tf_dataset(npy, 5, seed=2, epoch=3, flip_augment=True))
         for x, y in zip(a[0] + a[1], b[0] + b[1], strict=True):
