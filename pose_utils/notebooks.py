@@ -80,13 +80,15 @@ def notebook_parameters(path: str | os.PathLike) -> dict:
     A notebook without a cell tagged `parameters` is a ConfigError (papermill could not inject values).
     """
     import nbformat
-    from papermill.inspection import _infer_parameters
+    import papermill
 
     path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: notebook not found")
     nb = nbformat.read(path, as_version=4)
     if not any("parameters" in c.get("metadata", {}).get("tags", []) for c in nb.cells):
         raise ConfigError(f"{path}: no cell is tagged 'parameters'")
-    return {p.name: p.default for p in _infer_parameters(nb, name=KERNEL_NAME, language="python")}
+    return {name: p["default"] for name, p in papermill.inspect_notebook(str(path)).items()}
 
 
 def discover(notebooks_dir: str | os.PathLike) -> list[Path]:
@@ -484,8 +486,9 @@ def sweep(training_notebook: str | os.PathLike, sweep_dir: str | os.PathLike, se
     Each run goes to SWEEP_DIR/<setting name>/ (the executed notebook and its run/ folder); a setting whose
     run already finished there (history.json with `epochs` entries, same config) is reused, so an
     interrupted sweep continues. fixed: parameters every run gets (data_dir, epochs, clip limits, ...).
-    Returns one dict per setting: the setting's values, "run_dir", "history", "seconds", "final_val_mpjpe",
-    "best_val_mpjpe", "clips_per_second"; the list is also written to SWEEP_DIR/results.json.
+    Returns one dict per setting: the setting's values, "run_dir", "history", "seconds" (wall time of the
+    run, ~0 when reused), "final_val_mpjpe", "best_val_mpjpe" (mm), "clips_per_second" (training speed
+    of the last epoch); the list is also written to SWEEP_DIR/results.json.
     """
     from tqdm.auto import tqdm
 
@@ -505,17 +508,40 @@ def sweep(training_notebook: str | os.PathLike, sweep_dir: str | os.PathLike, se
         params = {k: v for k, v in params.items() if k in accepted}
         tic = time.perf_counter()
         if not _finished(run_dir, params):
-            execute_notebook(Path(training_notebook), sweep_dir / name / Path(training_notebook).name, params,
-                             progress=False)
+            (sweep_dir / name).mkdir(parents=True, exist_ok=True)
+            # The run's kernel inherits our stderr: keep its TensorFlow start-up lines in a log file, not in
+            # the output of the cell that runs the sweep.
+            with _stderr_to(sweep_dir / name / "kernel-stderr.log"):
+                execute_notebook(Path(training_notebook), sweep_dir / name / Path(training_notebook).name,
+                                 params, progress=False)
         history = read_json(run_dir / "history.json")
         val = history.get("val_mpjpe") or [math.nan]
+        speed = history.get("clips_per_second") or [math.nan]
         results.append({**setting, "run_dir": str(run_dir), "history": history,
                         "seconds": round(time.perf_counter() - tic, 1),
                         "final_val_mpjpe": float(val[-1]), "best_val_mpjpe": float(min(val)),
-                        "clips_per_second": float(sum(history.get("clips_per_second", [math.nan]))
-                                                  / max(len(history.get("clips_per_second", [])), 1))})
+                        # the last epoch's speed: the first one includes tracing the compiled step
+                        "clips_per_second": float(speed[-1])})
     write_json(sweep_dir / "results.json", results)
     return results
+
+
+@contextlib.contextmanager
+def _stderr_to(path: Path):
+    """Point file descriptor 2 of this process (which processes it starts inherit) at `path` for a while."""
+    for stream in (sys.stderr, sys.__stderr__):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    saved = os.dup(2)
+    try:
+        with open(path, "ab") as log:
+            os.dup2(log.fileno(), 2)
+        yield
+    finally:
+        with contextlib.suppress(Exception):
+            sys.__stderr__.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def _finished(run_dir: Path, params: dict) -> bool:
@@ -529,6 +555,12 @@ def _finished(run_dir: Path, params: dict) -> bool:
     if not (run_dir / "model.keras").is_file():
         return False
     same = all(config.get(k) == v for k, v in params.items() if k in config)
+    if "data_dir" in params:
+        try:
+            trained_on = read_json(run_dir / "data.json").get("data_dir")
+        except PoseUtilsError:
+            return False
+        same = same and trained_on == str(Path(params["data_dir"]).resolve())
     return same and len(history.get("val_mpjpe", [])) == config.get("epochs")
 
 
@@ -692,3 +724,131 @@ def bone_table(joints) -> str:
         rows.append((f"{JOINT_NAMES[parent]}-{JOINT_NAMES[child]}", f"{x.mean():.0f}", f"{x.std():.1f}",
                      f"{x.min():.0f}", f"{x.max():.0f}"))
     return text_table(rows, align="lrrrr")
+
+
+# ----------------------------------------------------------------------------- training and evaluation glue
+
+
+def history_table(history: dict) -> str:
+    """A run's history (history.json) as a text table, one row per epoch: losses (eq. 2, target space),
+    MPJPE in mm (eq. 3), seconds and training clips per second."""
+    import math
+
+    columns = (("train_loss", "train loss", "{:.5f}"), ("val_loss", "val loss", "{:.5f}"),
+               ("train_mpjpe", "train MPJPE (mm)", "{:.1f}"), ("val_mpjpe", "val MPJPE (mm)", "{:.1f}"),
+               ("epoch_seconds", "seconds", "{:.1f}"), ("clips_per_second", "clips/s", "{:.1f}"))
+    n = max((len(history.get(k) or []) for k, _, _ in columns), default=0)
+    rows = [("epoch", *(label for _, label, _ in columns))]
+    for e in range(n):
+        row = [e + 1]
+        for key, _, fmt in columns:
+            values = history.get(key) or []
+            row.append(fmt.format(values[e]) if e < len(values) and not math.isnan(values[e]) else "-")
+        rows.append(row)
+    return text_table(rows, align="r" * len(rows[0]))
+
+
+def mean_pose_baseline_mm(run_dir: str | os.PathLike, data_dir: str | os.PathLike, split: str = "valid",
+                          max_clips: int | None = None) -> float:
+    """MPJPE (mm) of the run's baseline that predicts the mean training pose for every frame of `split`.
+
+    The bar a trained model must clear: a model below it has learnt something from the images.
+    max_clips: the same evenly spread subset of clips the run validated on (TrainConfig.max_valid_clips).
+    """
+    import numpy as np
+
+    from .data import open_split
+    from .fileio import read_json
+    from .metrics import mpjpe
+    from .train import read_mean_pose, subset
+
+    units = read_json(Path(run_dir) / "config.json").get("units", "m")
+    with open_split(data_dir, split, units) as store:
+        joints = np.asarray(store.joints)[subset(len(store), max_clips)]
+    mean = read_mean_pose(run_dir)
+    return 1000.0 * mpjpe(joints, np.broadcast_to(mean, joints.shape))
+
+
+def baseline_metrics(run_dir: str | os.PathLike, y_true_m, meta: dict | None = None) -> dict:
+    """Every evaluation number (evaluate.compute_metrics) for the run's mean-pose baseline: the mean
+    training pose (RUN/mean_pose.json) predicted for every frame. y_true_m: (N, 8, 17, 3) metres."""
+    import numpy as np
+
+    from .evaluate import compute_metrics
+    from .train import read_mean_pose
+
+    y_true = np.asarray(y_true_m, dtype=np.float64)
+    mean = read_mean_pose(run_dir)
+    return compute_metrics(y_true, np.broadcast_to(mean, y_true.shape), meta=meta)
+
+
+METRIC_ROWS = (
+    ("mpjpe_mm", "MPJPE, Protocol 1 (eq. 3)", "mm", "{:.1f}"),
+    ("p_mpjpe_mm", "P-MPJPE, Protocol 2 (after Procrustes alignment)", "mm", "{:.1f}"),
+    ("n_mpjpe_mm", "N-MPJPE (after scale alignment)", "mm", "{:.1f}"),
+    ("mpjve_mm", "MPJVE (velocity error per frame)", "mm", "{:.1f}"),
+    ("pck3d_150mm", "3D PCK at 150 mm", "%", "{:.1f}"),
+    ("auc", "AUC of PCK, 0-150 mm", "%", "{:.1f}"),
+)
+
+
+def metrics_rows(model: dict, baseline: dict | None = None) -> list[list[str]]:
+    """The headline metrics of a model (and of the baseline beside it) as table rows (first row header).
+
+    model, baseline: metrics dicts (evaluate.compute_metrics / metrics.json). Fractions become percent.
+    """
+    rows = [["metric", "model", *(["mean-pose baseline"] if baseline else []), "unit"]]
+    for key, label, unit, fmt in METRIC_ROWS:
+        if key not in model:
+            continue
+        scale = 100.0 if unit == "%" else 1.0
+        row = [label, fmt.format(model[key] * scale)]
+        if baseline:
+            row.append(fmt.format(baseline[key] * scale) if key in baseline else "-")
+        rows.append([*row, unit])
+    return rows
+
+
+def per_joint_table_rows(model: dict, baseline: dict | None = None) -> list[list[str]]:
+    """The report's per-joint table beside ours: joint number, name, this model, [baseline,] report (mm)."""
+    from .plots import per_joint_rows
+
+    rows = per_joint_rows(model["per_joint_mpjpe_mm"],
+                          baseline_mm=None if baseline is None else baseline["per_joint_mpjpe_mm"])
+    header = ["joint", "name", "this model (mm)", *(["mean-pose baseline (mm)"] if baseline else []),
+              "report (mm)"]
+    table = [header]
+    for r in rows:
+        table.append([str(r["joint"]), r["name"], f"{r['mpjpe_mm']:.1f}",
+                      *([f"{r['baseline_mm']:.1f}"] if baseline else []), f"{r['report_mm']:.2f}"])
+    return table
+
+
+def group_rows(model: dict, baseline: dict | None, key: str) -> list[list[str]]:
+    """Per-group MPJPE rows (key: "per_action_mpjpe_mm", "per_camera_mpjpe_mm", ...), model vs baseline."""
+    groups = model.get(key) or {}
+    header = [key.split("_")[1], "model (mm)", *(["mean-pose baseline (mm)"] if baseline else [])]
+    rows = [header]
+    for g, v in groups.items():
+        rows.append([g, f"{v:.1f}", *([f"{baseline[key][g]:.1f}"] if baseline and g in baseline.get(key, {})
+                                      else ["-"] if baseline else [])])
+    return rows
+
+
+def pick_clips(y_true, y_pred, k: int = 3) -> list[int]:
+    """k clip indices from the best to the worst by MPJPE (best, ..., median, ..., worst), for showing
+    what a model gets right and wrong. y_true, y_pred: (N, T, 17, 3)."""
+    import numpy as np
+
+    errors = np.linalg.norm(np.asarray(y_pred, np.float64) - np.asarray(y_true, np.float64), axis=-1)
+    order = np.argsort(errors.reshape(len(errors), -1).mean(axis=1), kind="stable")
+    if k >= len(order):
+        return [int(i) for i in order]
+    return [int(order[i]) for i in np.linspace(0, len(order) - 1, k).round().astype(int)]
+
+
+def runs_varying(results: list[dict], factor: str, base: dict) -> list[dict]:
+    """The sweep results that vary `factor` while every other factor of `base` keeps its base value,
+    sorted by the factor (the runs of one curve of a one-factor-at-a-time sweep)."""
+    chosen = [r for r in results if all(r.get(k) == v for k, v in base.items() if k != factor)]
+    return sorted(chosen, key=lambda r: r[factor])

@@ -133,12 +133,15 @@ def _history_series(history: dict, key: str) -> np.ndarray | None:
     return np.asarray(values, dtype=np.float64).reshape(-1)
 
 
-def plot_history(history: dict, mpjpe_unit: str = "mm", title: str | None = None):
+def plot_history(history: dict, mpjpe_unit: str = "mm", title: str | None = None,
+                 baseline: dict | None = None):
     """The report's Figures 1–4 from a run's history (the dict saved as RUN/history.json).
 
     history: {"train_loss": [...], "val_loss": [...], "train_mpjpe": [...], "val_mpjpe": [...]} with one
     value per epoch (losses in the model's target space, eq. 2; MPJPE in `mpjpe_unit`, eq. 3). Missing or
-    empty series leave their panel saying so. Returns a 2×2 Figure, panels in the report's order.
+    empty series leave their panel saying so. baseline: {history key: value} drawn as a dashed
+    horizontal line on that panel, e.g. {"val_mpjpe": mean-pose baseline in mm}. Returns a 2×2 Figure,
+    panels in the report's order.
     """
     if not isinstance(history, dict):
         raise PoseUtilsError(f"history must be a dict of per-epoch lists, got {type(history).__name__}")
@@ -156,7 +159,11 @@ def plot_history(history: dict, mpjpe_unit: str = "mm", title: str | None = None
             continue
         epochs = np.arange(1, values.size + 1)
         color = "tab:blue" if key.startswith("train") else "tab:orange"
-        ax.plot(epochs, values, marker="o", markersize=3, color=color, label=key)
+        ax.plot(epochs, values, marker="o", markersize=3, color=color,
+                label="training" if key.startswith("train") else "validation")
+        if baseline and baseline.get(key) is not None:
+            ax.axhline(float(baseline[key]), color="0.4", ls="--", lw=1, label="mean-pose baseline")
+            ax.legend(fontsize=8)
         ax.grid(alpha=0.3)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     if title:
@@ -463,6 +470,10 @@ def plot_label_statistics(joints, title: str | None = None):
     return fig
 
 
+_SERIES_LABELS = {"train_loss": "training loss (eq. 2)", "val_loss": "validation loss (eq. 2)",
+                  "train_mpjpe": "training MPJPE (mm)", "val_mpjpe": "validation MPJPE (mm)"}
+
+
 def plot_sweep(results: list[dict], factor: str, metric: str = "val_mpjpe", title: str | None = None):
     """Curves of one metric per epoch for each run of a sweep, plus its final value per setting.
 
@@ -477,20 +488,26 @@ def plot_sweep(results: list[dict], factor: str, metric: str = "val_mpjpe", titl
     labels, finals = [], []
     for r in runs:
         values = np.asarray(r["history"][metric], dtype=np.float64)
-        label = f"{factor}={r[factor]}"
+        label = f"{factor.replace('_', ' ')} {r[factor]:g}" if isinstance(r[factor], float) else \
+            f"{factor.replace('_', ' ')} {r[factor]}"
         ax1.plot(np.arange(1, values.size + 1), values, marker="o", markersize=3, label=label)
-        labels.append(str(r[factor]))
+        labels.append(f"{r[factor]:g}" if isinstance(r[factor], float) else str(r[factor]))
         finals.append(values[-1])
+    from matplotlib.ticker import MaxNLocator
+
+    what = _SERIES_LABELS.get(metric, metric)
+    factor_text = factor.replace("_", " ")
     ax1.set_xlabel("epoch")
-    ax1.set_ylabel(metric)
+    ax1.set_ylabel(what)
+    ax1.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax1.grid(alpha=0.3)
     ax1.legend(fontsize=8)
-    ax1.set_title(f"{metric} per epoch")
+    ax1.set_title(f"{what} per epoch")
     ax2.bar(np.arange(len(finals)), finals, color="tab:blue")
     ax2.set_xticks(np.arange(len(finals)), labels)
-    ax2.set_xlabel(factor)
-    ax2.set_ylabel(f"{metric}, last epoch")
-    ax2.set_title(f"{metric} after training, by {factor}")
+    ax2.set_xlabel(factor_text)
+    ax2.set_ylabel(f"{what}, last epoch")
+    ax2.set_title(f"after the last epoch, by {factor_text}")
     if title:
         fig.suptitle(title)
     return fig
