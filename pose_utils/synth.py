@@ -36,12 +36,12 @@ from .skeleton import JOINT_NAMES, NUM_FRAMES, NUM_JOINTS, flip_left_right
 GENERATOR_VERSION = "1.0"
 FPS = 25.0  # video frame rate of the clips (Human3.6M's 50 fps, every second frame)
 SPEED_RANGE = (0.8, 1.25)  # playback speed relative to the recording
-FILL_RANGE = (0.85, 0.95)  # fraction of the half-frame the body (joints plus margin) spans
+FILL_RANGE = (0.85, 0.95)  # where the joints' box (plus margin) ends, as a fraction of the half-frame
 BODY_MARGIN = 0.10  # metres around the joint centres that the body's surface reaches (head, feet, hands)
 NOMINAL_HEIGHT = 1.619  # standing height (m) of humanoid.urdf at globalScaling 0.25 (its AABB, rest pose)
 BASE_SCALING = 0.25
 PARK = (0.0, -1000.0, 0.0)  # where unused bodies wait: far outside every camera's view
-FRAMES_COMPRESSION = "lzf"  # measured: ~5x smaller frames at 224, see docs/dataset.md
+FRAMES_COMPRESSION = "lzf"  # measured: 7x smaller frames at 224, cheap to read (docs/dataset.md)
 
 SPLITS = ("train", "valid")
 SPLIT_IDS = {"train": 0, "valid": 1}
@@ -256,6 +256,7 @@ class Renderer:
         self.close()
 
     def body(self, subject: str) -> int:
+        """The subject's body id, loaded and coloured on first use, moved into the scene if parked."""
         p, cid = self.p, self.client
         if subject not in self.bodies:
             info = SUBJECT_INFO[subject]
@@ -275,6 +276,7 @@ class Renderer:
         return self.bodies[subject]
 
     def pose(self, body: int, pose: mocap.Pose) -> None:
+        """Put the body in `pose` (no simulation: positions are set directly)."""
         p = self.p
         p.resetBasePositionAndOrientation(body, pose.root_position.tolist(), pose.root_rotation.tolist(),
                                           physicsClientId=self.client)
@@ -291,12 +293,13 @@ class Renderer:
             if link is not None and link >= 0:
                 out[j] = states[link][4]  # link frame origin = joint centre ([0] is the centre of mass)
         head_pos, head_rot = np.asarray(states[HEAD_LINK][4]), states[HEAD_LINK][5]
-        rot = mocap.quat_to_matrix(np.asarray(head_rot))
+        rot = np.reshape(p.getMatrixFromQuaternion(head_rot), (3, 3))
         for j, local in HEAD_POINTS.items():
             out[j] = head_pos + rot @ (np.asarray(local) * BASE_SCALING * scale)
         return out
 
     def render_clip(self, spec: ClipSpec, with_mask: bool = False) -> Clip:
+        """Pose, frame, render and label one clip; `with_mask` also returns the body's link mask."""
         p, cid, S = self.p, self.client, self.size
         info = SUBJECT_INFO[spec.subject]
         body = self.body(spec.subject)
