@@ -296,3 +296,24 @@ def test_bad_output_paths_give_a_plain_error(tmp_path, capsys):
     assert "cannot create the folder" in capsys.readouterr().err
     with pytest.raises(SystemExit):  # argparse rejects unknown presets and formats itself
         main(["make-data", "--out", str(tmp_path), "--preset", "huge"])
+
+
+def test_contact_sheet_draws_the_skeletons_in_side_colours():
+    from matplotlib.collections import LineCollection
+    from matplotlib.colors import to_hex
+
+    from pose_utils import plots
+
+    clip, = synth.render_clips(0, "train", [14], 64)
+    uv = camera.project(clip.joints + clip.root[:, None], clip.K)
+    fig = plots.contact_sheet(clip.frames[:3], uv[:3], titles=["walk", "", "f2"], ncols=2, suptitle="t")
+    ax, = fig.axes
+    bones = [c for c in ax.collections if isinstance(c, LineCollection)]
+    assert len(bones) == 3  # one skeleton per frame, clipped to its own panel
+    colours = {to_hex(c) for c in bones[0].get_colors()}
+    assert colours == {plots.LEFT_COLOR, plots.RIGHT_COLOR, plots.CENTER_COLOR}
+    assert all(len(c.get_segments()) == 16 for c in bones)
+    with pytest.raises(ValueError, match="joints_2d"):
+        plots.contact_sheet(clip.frames[:3], uv[:2])
+    with pytest.raises(ValueError, match="titles"):
+        plots.contact_sheet(clip.frames[:3], uv[:3], titles=["a"])
