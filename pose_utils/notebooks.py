@@ -162,9 +162,9 @@ def execute_notebook(notebook: Path, output: Path, parameters: dict, progress: b
         )
     except PapermillExecutionError as e:
         os.replace(tmp, output)
-        first_line = next((line for line in str(e.source).splitlines() if line.strip()), "")
+        first_line = next((line for line in str(e.source).splitlines() if line.strip()), "").strip()
         raise PoseUtilsError(
-            f"{notebook.name}: cell {e.cell_index} (In [{e.exec_count}], starting {first_line.strip()!r}) "
+            f"{notebook.name}: cell #{e.cell_index + 1} (In [{e.exec_count}], starting {first_line!r}) "
             f"raised {e.ename}: {e.evalue.strip() if e.evalue else ''}; the executed copy is {output}"
         ) from None
     except PoseUtilsError:
