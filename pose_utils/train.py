@@ -343,7 +343,9 @@ class _Trainer:
 
         self.config, self.strategy, self.transform = config, strategy, transform
         self.replicas = strategy.num_replicas_in_sync
-        keras.utils.set_random_seed(config.seed)
+        keras.utils.set_random_seed(config.seed)  # Python, NumPy, TF and Keras generators
+        # Deterministic kernels: same seed, same bits (on one machine and thread count). Process-wide.
+        tf.config.experimental.enable_op_determinism()
         with precision_policy(config.precision), strategy.scope():
             self.model = build_model(config.model, frame_size=frame_size, **config.model_options)
             optimizer = keras.optimizers.Adam(config.learning_rate)
@@ -519,25 +521,27 @@ def train(
     """
     run_dir = Path(run_dir)
     config = _resolve_config(run_dir, config, resume)
-    _check_precision_support(config)
-    strategy = make_strategy(config)  # first: logical CPUs and collectives need a fresh runtime
-    chief = _is_chief(strategy)
-    if config.batch_size < strategy.num_replicas_in_sync:
-        raise ConfigError(
-            f"batch_size {config.batch_size} is smaller than the {strategy.num_replicas_in_sync} "
-            "replicas; every replica needs at least one clip"
-        )
-
     from .data import open_split
     from .transforms import fit_transform, load_transform, save_transform
 
     with contextlib.ExitStack() as stack:
+        # Data first (NumPy and h5py only, so bad folders fail fast), then TensorFlow.
         train_store = stack.enter_context(open_split(data_dir, "train", config.units))
         valid_store = stack.enter_context(open_split(data_dir, "valid", config.units))
         if train_store.frame_shape != valid_store.frame_shape:
             raise DataError(
                 f"{data_dir}: train frames are {train_store.frame_shape} but valid frames are "
                 f"{valid_store.frame_shape}"
+            )
+        _check_precision_support(config)
+        strategy = make_strategy(
+            config
+        )  # before any TF op: logical CPUs and collectives need a fresh runtime
+        chief = _is_chief(strategy)
+        if config.batch_size < strategy.num_replicas_in_sync:
+            raise ConfigError(
+                f"batch_size {config.batch_size} is smaller than the {strategy.num_replicas_in_sync} "
+                "replicas; every replica needs at least one clip"
             )
         train_idx = subset(len(train_store), config.max_train_clips)
         valid_idx = subset(len(valid_store), config.max_valid_clips)
