@@ -3,6 +3,7 @@ parameters, then assertions on what each notebook recorded and wrote. Plus the r
 small synthetic notebooks, and the hygiene of the committed notebooks (graders run nbval on them)."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -184,6 +185,9 @@ def test_parameters_go_only_to_the_notebooks_that_take_them(small_notebooks, tmp
     first, second = (nb["records"] for nb in summary["notebooks"])
     assert first == {"a": 2.5, "run_dir": str((out / "run").resolve())}  # chained path given by the runner
     assert second == {"b": [1, 2], "has_a": False}
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (out / "01_a.ipynb").stat().st_mode & 0o777 == 0o666 & ~umask  # an ordinary file, not private
 
 
 def test_a_failing_cell_is_one_message_naming_notebook_and_cell(small_notebooks, tmp_path):
@@ -234,12 +238,14 @@ def test_parameter_values_are_parsed(text, value):
 def test_demo_plan_chains_paths_and_keeps_sweep_settings_apart(tmp_path):
     steps = dict(notebooks.plan(notebooks.discover(NOTEBOOK_DIR), tmp_path, quick=False, given={"epochs": 3}))
     by_name = {nb.stem: params for nb, params in steps.items()}
-    assert by_name["03_training"]["epochs"] == 3
+    assert by_name["03_training"]["epochs"] == 3  # -p wins over the demo's own value
+    assert by_name["03_training"]["model"] == notebooks.DEMO_PARAMETERS["03"]["model"]
+    assert by_name["05_experiments"]["sweep_model"] == "seed"
     assert by_name["03_training"]["run_dir"] == by_name["04_evaluation"]["run_dir"] == str(tmp_path / "run")
     assert by_name["04_evaluation"]["train_if_missing"] is False
     assert "epochs" not in by_name["05_experiments"]  # the sweep has its own sweep_epochs
     assert by_name["05_experiments"]["training_notebook"] == str(NOTEBOOK_DIR / "03_training.ipynb")
-    assert by_name["02_model"] == {}
+    assert by_name["02_model"] == {}  # the report's model, whatever the demo trains
     for params in by_name.values():
         for key in ("data_dir", "run_dir", "eval_dir", "sweep_dir"):
             if key in params:
