@@ -374,6 +374,7 @@ def ensure_data(data_dir: str | os.PathLike, preset: str = "tiny", seed: int = 0
         flags = SimpleNamespace(out=tmp, preset=preset, format="h5", seed=seed, workers=None, frame_size=None,
                                 train_clips=None, valid_clips=None)
         synth.generate(synth.config_from_args(flags), progress=progress)
+        _flush_c_stdio()  # pybullet's C printf ("build time") belongs to this cell's output, not a later one
         os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes it private; a dataset folder is an ordinary one
         if data_dir.exists():
             data_dir.rmdir()  # empty (checked above)
@@ -381,6 +382,14 @@ def ensure_data(data_dir: str | os.PathLike, preset: str = "tiny", seed: int = 0
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return data_dir
+
+
+def _flush_c_stdio() -> None:
+    """Flush the C library's stdout buffers (C extensions print through them, not through Python)."""
+    import ctypes
+
+    with contextlib.suppress(Exception):
+        ctypes.CDLL(None).fflush(None)
 
 
 def prepare_run_dir(run_dir: str | os.PathLike, overwrite: bool = True) -> Path:

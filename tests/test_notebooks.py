@@ -65,7 +65,8 @@ def test_executed_copies_reproduce_the_committed_checked_outputs(quick):
             if notebooks.is_checked(cell):
                 ran = executed[cell["id"]]
                 ran = notebooks.strip_notebook(nbformat.v4.new_notebook(cells=[ran])).cells[0]
-                assert [o.get("text") for o in ran.outputs] == [o.get("text") for o in cell.outputs], name
+                got, stored = [o.get("text") for o in ran.outputs], [o.get("text") for o in cell.outputs]
+                assert got == stored, f"{name}, cell {cell['id']}: ran {got!r}, committed {stored!r}"
 
 
 def test_01_data_shows_the_tiny_dataset(quick, tiny_data_dir):
