@@ -194,6 +194,10 @@ def execute_notebook(notebook: Path, output: Path, parameters: dict, progress: b
             with contextlib.suppress(FileNotFoundError):
                 tmp.unlink()
         raise PoseUtilsError(f"{notebook.name}: could not be executed ({type(e).__name__}: {e})") from None
+    except BaseException:  # Ctrl-C: leave no temporary file behind
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        raise
     os.replace(tmp, output)
     return output
 
