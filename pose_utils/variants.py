@@ -29,6 +29,8 @@ and the final reshape are float32 so they stay exact under mixed precision.
 
 from __future__ import annotations
 
+import keras
+
 from .errors import ConfigError
 from .models import SEED_FILTERS, SEED_KERNEL, SEED_LSTM_UNITS, SEED_POOL, register_model
 from .skeleton import NUM_FRAMES, NUM_JOINTS
@@ -86,20 +88,60 @@ def build_seed_linear(frames: int = NUM_FRAMES, frame_size: int = 224):
     return keras.Model(inputs, _pose_head(x, frames), name="seed_linear")
 
 
-def _backbone(inputs, frames: int, frame_size: int, width: int, squeeze: int, features: int, dropout: float):
+@keras.saving.register_keras_serializable(package="pose_utils")
+class ClipColorJitter(keras.layers.Layer):
+    """Training-time colour augmentation: one random per-channel gain and brightness shift per clip.
+
+    Inputs and outputs (B, T, H, W, 3) in [0, 1]. With `strength` s, every clip's pixels become
+    clip(x * g + b, 0, 1) with g ~ U(1 - s, 1 + s) per RGB channel and b ~ U(-s/2, s/2), the same for all
+    8 frames (the clip stays one consistent video). Outside training it is the identity. It makes the
+    clothes', skin's and background's exact colours useless as cues, so a model cannot memorise the
+    training subjects by colour: the validation subjects wear other colours.
+    """
+
+    def __init__(self, strength: float = 0.2, seed: int | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.strength = float(strength)
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def call(self, x, training=None):
+        from keras import ops
+
+        if not training or self.strength == 0:
+            return x
+        batch = ops.shape(x)[0]
+        s = self.strength
+        gain = keras.random.uniform((batch, 1, 1, 1, 3), 1 - s, 1 + s, seed=self.seed_generator)
+        shift = keras.random.uniform((batch, 1, 1, 1, 1), -s / 2, s / 2, seed=self.seed_generator)
+        return ops.clip(x * ops.cast(gain, x.dtype) + ops.cast(shift, x.dtype), 0.0, 1.0)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "strength": self.strength, "seed": self.seed}
+
+
+def _backbone(inputs, frames: int, frame_size: int, width: int, squeeze: int, features: int, dropout: float,
+              input_pool: int, color_jitter: float, depth: int):
     """Per-frame CNN: (B, T, S, S, 3) → (B, T, features), the same weights for every frame.
 
     Convolutions are Conv3D with kernels one frame deep, i.e. 2-D convolutions applied to each frame
-    (the seed's own trick; faster on CPU than TimeDistributed(Conv2D)). Shapes at S = 224, width 16:
-    stem (T,112,112,16) → pool (T,56,56,16) → block1 (T,28,28,32) → block2 (T,14,14,64)
-    → block3 (T,7,7,128) → squeeze (T,7,7,squeeze) → flatten (T, 49·squeeze) → dense (T, features).
-    Flattening (rather than global pooling) keeps *where* each feature fired, which a pose regressor needs.
+    (the seed's own trick; faster on CPU than TimeDistributed(Conv2D)). `input_pool` first averages
+    p×p pixel blocks (the frames are read at 224 but seen at 224/p: a cheaper model, see docs/models.md).
+    Shapes at S = 224, input_pool 1, width 16: stem (T,112,112,16) → pool (T,56,56,16)
+    → block1 (T,28,28,32) → block2 (T,14,14,64) → block3 (T,7,7,128) → squeeze (T,7,7,squeeze)
+    → flatten (T, 49·squeeze) → dense (T, features); with input_pool 2 every map is half as wide (3×3 at
+    the end). Flattening (rather than global pooling) keeps *where* each feature fired, which a pose
+    regressor needs.
     """
     from keras import layers
 
-    if frame_size < MIN_FRAME_SIZE:
+    if frame_size // input_pool < MIN_FRAME_SIZE:
         raise ConfigError(
-            f"frame_size must be at least {MIN_FRAME_SIZE} for the CNN models, got {frame_size}"
+            f"frame_size / input_pool must be at least {MIN_FRAME_SIZE} for the CNN models, got "
+            f"{frame_size} / {input_pool}"
         )
 
     def conv_bn_relu(x, filters, kernel, strides, name):
@@ -109,10 +151,16 @@ def _backbone(inputs, frames: int, frame_size: int, width: int, squeeze: int, fe
         x = layers.BatchNormalization(name=f"{name}_bn")(x)
         return layers.ReLU(name=f"{name}_relu")(x)
 
-    x = conv_bn_relu(inputs, width, STEM_KERNEL, STEM_STRIDE, "stem")
+    x = inputs
+    if color_jitter:
+        x = ClipColorJitter(color_jitter, name="color_jitter")(x)
+    if input_pool > 1:
+        x = layers.AveragePooling3D((1, input_pool, input_pool), name="input_pool")(x)
+    x = conv_bn_relu(x, width, STEM_KERNEL, STEM_STRIDE, "stem")
     x = layers.MaxPool3D((1, 2, 2), name="stem_pool")(x)
     for i in range(1, BLOCKS + 1):
-        x = conv_bn_relu(x, width * 2**i, 3, 1, f"block{i}")
+        for k in range(1, depth + 1):
+            x = conv_bn_relu(x, width * 2**i, 3, 1, f"block{i}" if k == 1 else f"block{i}_{k}")
         x = layers.MaxPool3D((1, 2, 2), name=f"block{i}_pool")(x)
     x = conv_bn_relu(x, squeeze, 1, 1, "squeeze")
     x = layers.Reshape((frames, -1), name="flatten")(x)
@@ -122,27 +170,38 @@ def _backbone(inputs, frames: int, frame_size: int, width: int, squeeze: int, fe
     return x
 
 
-def _cnn_options(width, squeeze, features, dropout):
-    return (_check_positive_int("width", width), _check_positive_int("squeeze", squeeze),
-            _check_positive_int("features", features), _check_dropout(dropout))
+def _cnn_options(width, squeeze, features, dropout, input_pool, color_jitter, depth) -> dict:
+    """Check the backbone options; returns them as keyword arguments for `_backbone`."""
+    jitter = color_jitter
+    if isinstance(jitter, bool) or not isinstance(jitter, (int, float)) or not 0 <= jitter < 1:
+        raise ConfigError(f"color_jitter must be a number in [0, 1), got {color_jitter!r}")
+    return {"width": _check_positive_int("width", width), "squeeze": _check_positive_int("squeeze", squeeze),
+            "features": _check_positive_int("features", features), "dropout": _check_dropout(dropout),
+            "input_pool": _check_positive_int("input_pool", input_pool), "color_jitter": float(color_jitter),
+            "depth": _check_positive_int("depth", depth)}
+
+
+# Options shared by the CNN models (see `_backbone`), with their defaults.
+CNN_DEFAULTS = {"width": 16, "squeeze": 32, "features": 256, "dropout": 0.1, "input_pool": 2,
+                "color_jitter": 0.0, "depth": 1}
 
 
 @register_model(
     "cnn_frame", "standard",
-    "compact per-frame CNN backbone (stride-2 stem, 3 conv+BN+pool blocks, 7x7 map), linear head; no time",
+    "compact per-frame CNN backbone (stride-2 stem, 3 conv+BN+pool blocks), linear head; no time",
 )
-def build_cnn_frame(frames: int = NUM_FRAMES, frame_size: int = 224, width: int = 16, squeeze: int = 32,
-                    features: int = 256, dropout: float = 0.1):
+def build_cnn_frame(frames: int = NUM_FRAMES, frame_size: int = 224, **options):
     """The CNN backbone and a linear head, each frame on its own: what the backbone alone achieves.
 
-    Options: width (stem channels; blocks use 2×, 4×, 8×), squeeze (channels of the final 1×1 conv),
-    features (per-frame vector size), dropout (on that vector, training only).
+    Options (CNN_DEFAULTS): width (stem channels; blocks use 2×, 4×, 8×), squeeze (channels of the
+    final 1×1 conv), features (per-frame vector size), dropout (on that vector, training only),
+    input_pool (average p×p pixels first), color_jitter (ClipColorJitter strength, training only).
     """
     import keras
 
-    width, squeeze, features, dropout = _cnn_options(width, squeeze, features, dropout)
+    backbone = _cnn_options(**_with_defaults("cnn_frame", options))
     inputs = keras.Input((frames, frame_size, frame_size, 3), name="frames")
-    x = _backbone(inputs, frames, frame_size, width, squeeze, features, dropout)
+    x = _backbone(inputs, frames, frame_size, **backbone)
     return keras.Model(inputs, _pose_head(x, frames), name="cnn_frame")
 
 
@@ -150,16 +209,15 @@ def build_cnn_frame(frames: int = NUM_FRAMES, frame_size: int = 224, width: int 
     "cnn_lstm", "standard",
     "the CNN backbone, then an LSTM over the frames and a linear head (the seed's design, both flaws fixed)",
 )
-def build_cnn_lstm(frames: int = NUM_FRAMES, frame_size: int = 224, width: int = 16, squeeze: int = 32,
-                   features: int = 256, units: int = 128, dropout: float = 0.1):
+def build_cnn_lstm(frames: int = NUM_FRAMES, frame_size: int = 224, units: int = 128, **options):
     """CNN backbone → LSTM(units, return_sequences) → linear head. Options as `cnn_frame`, plus units."""
     import keras
     from keras import layers
 
-    width, squeeze, features, dropout = _cnn_options(width, squeeze, features, dropout)
+    backbone = _cnn_options(**_with_defaults("cnn_lstm", options))
     units = _check_positive_int("units", units)
     inputs = keras.Input((frames, frame_size, frame_size, 3), name="frames")
-    x = _backbone(inputs, frames, frame_size, width, squeeze, features, dropout)
+    x = _backbone(inputs, frames, frame_size, **backbone)
     x = layers.LSTM(units, return_sequences=True, name="lstm")(x)
     return keras.Model(inputs, _pose_head(x, frames), name="cnn_lstm")
 
@@ -168,8 +226,8 @@ def build_cnn_lstm(frames: int = NUM_FRAMES, frame_size: int = 224, width: int =
     "cnn_tcn", "standard",
     "the CNN backbone, then residual temporal convolutions (kernel 3, both directions) and a linear head",
 )
-def build_cnn_tcn(frames: int = NUM_FRAMES, frame_size: int = 224, width: int = 16, squeeze: int = 32,
-                  features: int = 256, temporal_layers: int = 2, kernel: int = 3, dropout: float = 0.1):
+def build_cnn_tcn(frames: int = NUM_FRAMES, frame_size: int = 224, temporal_layers: int = 2, kernel: int = 3,
+                  **options):
     """CNN backbone → `temporal_layers` residual Conv1D(features, kernel, "same") → linear head.
 
     Each temporal layer widens every frame's view by kernel - 1 frames (two layers of kernel 3: ±2 frames),
@@ -179,14 +237,26 @@ def build_cnn_tcn(frames: int = NUM_FRAMES, frame_size: int = 224, width: int = 
     import keras
     from keras import layers
 
-    width, squeeze, features, dropout = _cnn_options(width, squeeze, features, dropout)
+    backbone = _cnn_options(**_with_defaults("cnn_tcn", options))
     temporal_layers = _check_positive_int("temporal_layers", temporal_layers)
     kernel = _check_positive_int("kernel", kernel)
     if kernel % 2 == 0:
         raise ConfigError(f"kernel must be odd so the window is centred on its frame, got {kernel}")
     inputs = keras.Input((frames, frame_size, frame_size, 3), name="frames")
-    x = _backbone(inputs, frames, frame_size, width, squeeze, features, dropout)
+    x = _backbone(inputs, frames, frame_size, **backbone)
     for i in range(1, temporal_layers + 1):
-        y = layers.Conv1D(features, kernel, padding="same", activation="relu", name=f"temporal{i}")(x)
+        y = layers.Conv1D(backbone["features"], kernel, padding="same", activation="relu",
+                          name=f"temporal{i}")(x)
         x = layers.Add(name=f"temporal{i}_residual")([x, y])
     return keras.Model(inputs, _pose_head(x, frames), name="cnn_tcn")
+
+
+def _with_defaults(model: str, options: dict) -> dict:
+    """CNN_DEFAULTS updated by `options`; ConfigError for an option no CNN model takes."""
+    unknown = sorted(set(options) - set(CNN_DEFAULTS))
+    if unknown:
+        raise ConfigError(
+            f"model {model!r} does not take option(s) {', '.join(unknown)}; "
+            f"it takes: {', '.join(CNN_DEFAULTS)} (and its own, see its docstring)"
+        )
+    return {**CNN_DEFAULTS, **options}

@@ -44,17 +44,23 @@ def test_seed_linear_is_the_seed_with_only_the_head_changed():
 
 
 def test_cnn_backbone_shapes_and_sizes_at_224():
-    model = build_model("cnn_lstm", frame_size=224)
-    shapes = {layer.name: tuple(layer.output.shape[1:]) for layer in model.layers[1:]}
+    full = build_model("cnn_lstm", frame_size=224, input_pool=1)
+    shapes = {layer.name: tuple(layer.output.shape[1:]) for layer in full.layers[1:]}
     assert shapes["stem_relu"] == (8, 112, 112, 16)
     assert shapes["block3_pool"] == (8, 7, 7, 128)
     assert shapes["flatten"] == (8, 7 * 7 * 32)
     assert shapes["lstm"] == (8, 128)
     assert shapes["pose"] == (8, 17, 3)
+    # The default sees the frames at half resolution: every map is half as wide.
+    half = build_model("cnn_lstm", frame_size=224)
+    shapes = {layer.name: tuple(layer.output.shape[1:]) for layer in half.layers[1:]}
+    assert shapes["input_pool"] == (8, 112, 112, 3)
+    assert shapes["stem_relu"] == (8, 56, 56, 16)
+    assert shapes["flatten"] == (8, 3 * 3 * 32)
     seed_params = build_model("seed", frame_size=224).count_params()
     for name in CNN_MODELS:
         # Over 80x fewer weights than the seed's 77 M: the LSTM no longer reads raw pixels.
-        assert build_model(name, frame_size=224).count_params() * 80 < seed_params
+        assert build_model(name, frame_size=224, input_pool=1).count_params() * 80 < seed_params
 
 
 def test_cnn_tcn_output_depends_on_neighbouring_frames_only_through_time_layers():
@@ -76,7 +82,7 @@ def test_cnn_tcn_output_depends_on_neighbouring_frames_only_through_time_layers(
 def test_save_and_load_in_safe_mode_round_trip(tmp_path, name):
     import keras
 
-    model = build_model(name, frame_size=64)
+    model = build_model(name, frame_size=64, **({} if name == "seed_linear" else {"color_jitter": 0.2}))
     x = _clips()
     path = tmp_path / f"{name}.keras"
     model.save(path)
@@ -102,16 +108,38 @@ def test_options_change_the_model_and_bad_values_are_clear():
     small = build_model("cnn_tcn", frame_size=64, width=8, features=64, temporal_layers=1)
     assert small.count_params() < build_model("cnn_tcn", frame_size=64).count_params()
     assert small.get_layer("stem_conv").filters == 8
+    deep = build_model("cnn_frame", frame_size=64, depth=2)
+    assert deep.get_layer("block3_2_conv").filters == 128
+    assert deep.count_params() > build_model("cnn_frame", frame_size=64).count_params()
     with pytest.raises(ConfigError, match="width must be a positive integer"):
         build_model("cnn_lstm", frame_size=64, width=0)
     with pytest.raises(ConfigError, match="dropout"):
         build_model("cnn_frame", frame_size=64, dropout=1.5)
+    with pytest.raises(ConfigError, match="color_jitter"):
+        build_model("cnn_frame", frame_size=64, color_jitter=-0.1)
     with pytest.raises(ConfigError, match="kernel must be odd"):
         build_model("cnn_tcn", frame_size=64, kernel=4)
-    with pytest.raises(ConfigError, match="frame_size must be at least 32"):
-        build_model("cnn_frame", frame_size=16)
+    with pytest.raises(ConfigError, match="frame_size / input_pool must be at least 32.*48 / 2"):
+        build_model("cnn_frame", frame_size=48)
+    assert build_model("cnn_frame", frame_size=48, input_pool=1).output.shape[1:] == (8, 17, 3)
+    with pytest.raises(ConfigError, match="'cnn_lstm' does not take option.*colour_jitter"):
+        build_model("cnn_lstm", frame_size=64, colour_jitter=0.2)
     with pytest.raises(ConfigError, match="does not take option"):
         build_model("seed_linear", frame_size=64, width=8)
+
+
+def test_color_jitter_changes_colours_per_clip_only_in_training():
+    from pose_utils.variants import ClipColorJitter
+
+    layer = ClipColorJitter(0.3, seed=1)
+    # Every frame of a clip is the same flat grey: a per-clip jitter keeps the frames identical.
+    x = np.full((4, 8, 6, 6, 3), 0.5, np.float32)
+    np.testing.assert_array_equal(layer(x, training=False).numpy(), x)
+    y = layer(x, training=True).numpy()
+    assert np.all((y >= 0) & (y <= 1))
+    np.testing.assert_allclose(y, np.broadcast_to(y[:, :1], y.shape))  # same change on all 8 frames
+    assert not np.allclose(y[0], y[1])  # clips get different changes
+    assert not np.allclose(y[..., 0], y[..., 1])  # channels get different gains
 
 
 def test_a_cnn_variant_can_overfit_a_handful_of_clips():
@@ -120,7 +148,7 @@ def test_a_cnn_variant_can_overfit_a_handful_of_clips():
     import tensorflow as tf
 
     keras.utils.set_random_seed(0)
-    model = build_model("cnn_tcn", frame_size=64, dropout=0.0)
+    model = build_model("cnn_tcn", frame_size=64, dropout=0.0, input_pool=1)
     x = tf.constant(_clips(4))
     y = tf.constant(np.random.default_rng(1).standard_normal((4, 8, 17, 3)).astype(np.float32))
     opt = keras.optimizers.Adam(3e-3)
