@@ -146,6 +146,8 @@ def _parse_recipe(text: str) -> dict:
     parts = text.strip().split("/")
     if len(parts) not in (3, 4) or parts[0] not in ("report", "pose_utils") or not parts[1].isdigit():
         raise SystemExit(f"--recipes: expected RECIPE/BATCH/PRECISION[/xla], got {text!r}")
+    if parts[0] == "report" and parts[2:] != ["float32"]:
+        raise SystemExit(f"--recipes: the report's recipe is float32 without XLA, got {text!r}")
     return {
         "recipe": parts[0],
         "batch_size": int(parts[1]),

@@ -288,6 +288,13 @@ def _resolve_config(run_dir: Path, config, resume: bool) -> TrainConfig:
     if not (run_dir / "config.json").is_file():
         raise ConfigError(f"nothing to resume in {run_dir}: no config.json (start it without --resume)")
     saved = _read_config(run_dir)
+    if has_checkpoint:
+        done = read_json(run_dir / "checkpoint.json")["epoch"]
+        wanted = (config or saved).epochs
+        if wanted < done:
+            raise ConfigError(
+                f"{run_dir} has already trained {done} epochs; epochs={wanted} cannot be resumed"
+            )
     if config is None:
         return saved
     differ = [k for k, v in config.to_dict().items() if v != getattr(saved, k) and k not in RESUMABLE_CHANGES]
@@ -533,10 +540,10 @@ def train(
                 f"{data_dir}: train frames are {train_store.frame_shape} but valid frames are "
                 f"{valid_store.frame_shape}"
             )
+        frame_size = train_store.frame_size  # DataError for non-square frames
         _check_precision_support(config)
-        strategy = make_strategy(
-            config
-        )  # before any TF op: logical CPUs and collectives need a fresh runtime
+        # Before any TF op: logical CPUs and collectives need a fresh runtime.
+        strategy = make_strategy(config)
         chief = _is_chief(strategy)
         if config.batch_size < strategy.num_replicas_in_sync:
             raise ConfigError(
@@ -553,7 +560,6 @@ def train(
             "units": config.units,
             "layout": train_store.layout,
         }
-        frame_size = train_store.frame_size  # DataError for non-square frames
         started = (run_dir / "data.json").is_file() and resume
         if started:
             _check_data_matches(run_dir, info)
@@ -579,38 +585,17 @@ def train(
         if start < config.epochs and chief:
             with contextlib.suppress(FileNotFoundError):
                 (run_dir / "model.keras").unlink()  # stale until this run finishes
-        return _fit(
-            trainer,
-            checkpoints,
-            train_store,
-            valid_store,
-            train_idx,
-            valid_idx,
-            history,
-            start,
-            run_dir,
-            chief,
-            progress,
-        )
+        splits = (train_store, train_idx, valid_store, valid_idx)
+        return _fit(trainer, checkpoints, splits, history, start, run_dir, progress)
 
 
-def _fit(
-    trainer,
-    checkpoints,
-    train_store,
-    valid_store,
-    train_idx,
-    valid_idx,
-    history,
-    start,
-    run_dir,
-    chief,
-    progress,
-) -> dict:
+def _fit(trainer, checkpoints, splits, history: dict, start: int, run_dir: Path, progress: bool) -> dict:
+    """Epochs start+1..config.epochs: train, validate, checkpoint, log. Returns the history."""
     import tensorflow as tf
     from tqdm.auto import tqdm
 
-    config = trainer.config
+    config, chief = trainer.config, checkpoints.chief
+    train_store, train_idx, valid_store, valid_idx = splits
     writer = tf.summary.create_file_writer(str(run_dir / "tb")) if chief else None
     steps = math.ceil(len(train_idx) / config.batch_size)
     for epoch in range(start, config.epochs):
