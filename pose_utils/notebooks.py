@@ -627,7 +627,11 @@ def _kept_outputs(outputs) -> list:
     for out in outputs:
         kind = out.get("output_type")
         if kind == "stream" and out.get("name") == "stdout":
-            kept.append(nbformat.v4.new_output("stream", name="stdout", text=out.get("text", "")))
+            if kept and kept[-1].get("output_type") == "stream":
+                # one print may reach the notebook in several messages; nbval joins them too
+                kept[-1]["text"] += out.get("text", "")
+            else:
+                kept.append(nbformat.v4.new_output("stream", name="stdout", text=out.get("text", "")))
         elif kind in ("execute_result", "display_data"):
             data = {k: v for k, v in out.get("data", {}).items() if k in _KEPT_MIME}
             if data and RECORD_MIME not in out.get("data", {}):

@@ -375,8 +375,9 @@ def test_paired_text_form_matches_the_notebook(name):
 def test_strip_keeps_only_the_text_of_checked_cells():
     nb = nbformat.v4.new_notebook(cells=[
         nbformat.v4.new_code_cell("# NBVAL_CHECK_OUTPUT\nprint(1)", execution_count=3, outputs=[
-            nbformat.v4.new_output("stream", name="stdout", text="1\n"),
+            nbformat.v4.new_output("stream", name="stdout", text="1"),
             nbformat.v4.new_output("stream", name="stderr", text="warning\n"),
+            nbformat.v4.new_output("stream", name="stdout", text="\n"),  # the same print, in two messages
             nbformat.v4.new_output("display_data", data={"image/png": "AAAA", "text/plain": "<Figure>"})]),
         nbformat.v4.new_code_cell("fig", execution_count=4, outputs=[
             nbformat.v4.new_output("display_data", data={"image/png": "AAAA"})]),
