@@ -99,8 +99,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--notebooks", default="notebooks", help="folder holding NN_*.ipynb")
 
     p = sub.add_parser("benchmark", help="train and compare the baseline, the seed model and variants")
-    p.add_argument("--preset", default="quick", choices=["quick", "full"])
-    p.add_argument("--out", required=True)
+    p.add_argument("--preset", default="quick", choices=["quick", "full", "tiny"],
+                   help="quick (~20 min on 2 cores), full (hours; docs/models.md), tiny (smoke test)")
+    p.add_argument("--out", required=True, help="folder for results.json, results.md, per_joint.png, runs/")
     p.add_argument("--data", default=None, help="dataset folder (default: render the preset's data)")
     return parser
 
