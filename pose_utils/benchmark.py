@@ -56,26 +56,20 @@ class Recipe:
 class Preset:
     """A benchmark: which data (a make-data preset) and how each entry trains.
 
-    recipes: entry name -> Recipe. Every registered model without an entry of its own name is added
-    with `default_recipe(model)`, so a newly registered model always appears in the comparison.
+    recipes: entry name -> Recipe for the seed-like models and extra entries. Every other registered
+    model gets `default_recipe(model)`, so a newly registered model always appears in the comparison.
     """
 
     name: str
     data_preset: str
     recipes: dict
-    seed_epochs: int
     variant_epochs: int
     variant_learning_rate: float
     max_train_clips: int | None = None
     max_valid_clips: int | None = None
-    data_overrides: dict = field(default_factory=dict)
 
     def default_recipe(self, model: str) -> Recipe:
-        """The seed's recipe (report: Adam 1e-4, batch 5) for sigmoid models, the variants' otherwise."""
-        from .models import model_spec
-
-        if model_spec(model).target_transform == "minmax":
-            return Recipe(model, self.seed_epochs, 1e-4)
+        """The recipe of a registered model without an entry of its own: the CNN variants'."""
         return Recipe(model, self.variant_epochs, self.variant_learning_rate)
 
     def entries(self) -> dict[str, Recipe]:
@@ -94,23 +88,25 @@ AUGMENT = {"color_jitter": 0.2}  # model option of the CNN variants; flips come 
 
 def _presets() -> dict[str, Preset]:
     """The presets. Every entry trains for no more time than the seed: at 224×224 a CNN variant's
-    training step costs 1/40 to 1/60 of the seed's on a CPU (it sees the frames at 112×112,
+    training step costs about 1/28 of the seed's on a CPU (it sees the frames at 112×112,
     `input_pool` 2; measured in docs/models.md), so it gets 15 times the seed's epochs and still
-    finishes first. The seed and seed_linear use the report's recipe (Adam 1e-4, batch 5), the CNNs
-    Adam 1e-3, batch 5."""
-    cnn_aug = {"cnn_tcn_aug": Recipe("cnn_tcn", 30, 1e-3, flip_augment=True, model_options=AUGMENT)}
+    finishes first. The seed and seed_linear (the seed's stack, 77 M weights) use the report's recipe,
+    Adam 1e-4 and batch 5; the CNNs Adam 1e-3, batch 5."""
+
+    def recipes(seed_epochs: int, variant_epochs: int) -> dict:
+        return {
+            SEED: Recipe(SEED, seed_epochs, 1e-4),
+            "seed_linear": Recipe("seed_linear", seed_epochs, 1e-4),
+            "cnn_tcn_aug": Recipe("cnn_tcn", variant_epochs, 1e-3, flip_augment=True, model_options=AUGMENT),
+        }
+
     return {
         # Tests and smoke runs: 64x64, a handful of clips, one epoch each (seconds per model).
-        "tiny": Preset("tiny", "tiny", {
-            "cnn_tcn_aug": Recipe("cnn_tcn", 1, 1e-3, flip_augment=True, model_options=AUGMENT),
-        }, seed_epochs=1, variant_epochs=1, variant_learning_rate=1e-3, max_train_clips=12,
-            max_valid_clips=8),
+        "tiny": Preset("tiny", "tiny", recipes(1, 1), 1, 1e-3, max_train_clips=12, max_valid_clips=8),
         # About 20 minutes on 2 idle CPU cores: 480 train / 160 held-out clips at 224x224.
-        "quick": Preset("quick", "small", cnn_aug, seed_epochs=2, variant_epochs=30,
-                        variant_learning_rate=1e-3),
-        # What docs/models.md reports: the course's clip counts (5,964 / 1,368) at 224x224; about 3 hours.
-        "full": Preset("full", "course", cnn_aug, seed_epochs=2, variant_epochs=30,
-                       variant_learning_rate=1e-3),
+        "quick": Preset("quick", "small", recipes(2, 30), 30, 1e-3),
+        # What docs/models.md reports: the course's clip counts (5,964 / 1,368) at 224x224; hours.
+        "full": Preset("full", "course", recipes(2, 30), 30, 1e-3),
     }
 
 
@@ -137,7 +133,7 @@ def render_data(preset: Preset, folder: Path, progress: bool = True) -> Path:
     if _dataset_ready(folder):
         return folder
     args = SimpleNamespace(out=str(folder), preset=preset.data_preset, format="h5", seed=0, workers=None,
-                           frame_size=None, train_clips=None, valid_clips=None, **preset.data_overrides)
+                           frame_size=None, train_clips=None, valid_clips=None)
     synth.generate(synth.config_from_args(args), progress=progress)
     return folder
 
@@ -216,6 +212,7 @@ def run_entry(name: str, recipe: Recipe, preset: Preset, data_dir: Path, out_dir
         "flip_augment": recipe.flip_augment,
         "model_options": dict(recipe.model_options),
         "clips_per_second": float(np.mean(history["clips_per_second"])),
+        "reused": state == "done",  # trained by an earlier invocation of the benchmark
         "val_mpjpe_per_epoch_mm": [float(v) for v in history["val_mpjpe"]],
         "n_mpjpe_mm": metrics["n_mpjpe_mm"],
         "pck3d_150mm": metrics["pck3d_150mm"],
@@ -324,13 +321,15 @@ def markdown(results: dict) -> str:
     models = results["models"]
     seed = models.get(SEED, {})
     data = results["data"]
+    reused = sum(bool(m.get("reused")) for m in models.values())
     lines = [
         f"# Benchmark `{results['preset']}`",
         "",
         f"{data['train_clips']} training clips, {data['valid_clips']} held-out validation clips "
         f"(subjects {', '.join(data['valid_subjects'] or ['?'])}), "
-        f"{data['frame_size']}x{data['frame_size']} frames; total wall time "
-        f"{results['total_seconds'] / 60:.1f} min on {results['machine']['cpus']} CPU(s).",
+        f"{data['frame_size']}x{data['frame_size']} frames; {results['machine']['cpus']} CPU(s). "
+        f"This invocation took {results['total_seconds'] / 60:.1f} min"
+        + (f" and reused {reused} finished run(s) of an earlier one." if reused else "."),
         "Rendered data, not Human3.6M: these numbers are not comparable with Human3.6M results.",
         "",
         "| model | MPJPE (mm) | P-MPJPE (mm) | × seed | params | epochs | train time (s) | what it is |",
@@ -367,7 +366,7 @@ def plot_results(results: dict, path) -> None:
 
     models = results["models"]
     names = list(models)
-    fig = Figure(figsize=(8, 8), layout="constrained")
+    fig = Figure(figsize=(8, 9), layout="constrained")
     ax = fig.subplots()
     rows = np.arange(len(JOINT_NAMES))
     height = 0.85 / len(names)
@@ -383,7 +382,8 @@ def plot_results(results: dict, path) -> None:
     ax.invert_yaxis()
     ax.set_xlabel("MPJPE (mm), held-out subjects")
     ax.grid(axis="x", alpha=0.3)
-    ax.legend(loc="lower right", fontsize="small")
+    # Below the axes: inside, it would hide the longest bars (the wrists and ankles, at the bottom).
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.07), ncols=3, fontsize="small", frameon=False)
     ax.set_title(f"Per-joint MPJPE, benchmark '{results['preset']}' (rendered data)")
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=110, format="png")

@@ -83,6 +83,8 @@ def test_rerunning_reuses_finished_runs(tiny_benchmark, tiny_data_dir):
         assert again["models"][name]["mpjpe_mm"] == pytest.approx(record["mpjpe_mm"])
         if name != BASELINE:
             assert again["models"][name]["train_seconds"] == record["train_seconds"]
+            assert (record["reused"], again["models"][name]["reused"]) == (False, True)
+    assert f"reused {len(results['models']) - 1} finished run(s)" in markdown(again)
 
 
 def test_a_run_folder_with_another_configuration_is_refused(tiny_benchmark, tiny_data_dir, tmp_path):
@@ -102,5 +104,6 @@ def test_presets_and_bad_names():
     for preset in PRESETS.values():
         entries = preset.entries()
         assert set(available_models()) <= set(entries)
-        seed = entries["seed"]
-        assert (seed.learning_rate, seed.batch_size) == (1e-4, 5)  # the report's recipe
+        for name in ("seed", "seed_linear"):  # the seed's stack trains with the report's recipe
+            assert (entries[name].learning_rate, entries[name].batch_size) == (1e-4, 5)
+        assert entries["seed_linear"].epochs == entries["seed"].epochs
