@@ -28,13 +28,20 @@ import tempfile
 import time
 from pathlib import Path
 
-BASELINE = {"recipe": "report", "batch_size": 5, "precision": "float32", "jit_compile": False}
+BASELINE = {
+    "recipe": "report",
+    "batch_size": 5,
+    "precision": "float32",
+    "jit_compile": False,
+    "learning_rate": 1e-4,
+}
 SWEEP = [
-    {"recipe": "pose_utils", "batch_size": 5, "precision": "float32", "jit_compile": True},
-    {"recipe": "pose_utils", "batch_size": 5, "precision": "mixed_bfloat16", "jit_compile": False},
-    {"recipe": "pose_utils", "batch_size": 10, "precision": "float32", "jit_compile": False},
-    {"recipe": "pose_utils", "batch_size": 10, "precision": "mixed_bfloat16", "jit_compile": False},
-    {"recipe": "pose_utils", "batch_size": 20, "precision": "mixed_bfloat16", "jit_compile": False},
+    {**BASELINE, "recipe": "pose_utils", "jit_compile": True},
+    {**BASELINE, "recipe": "pose_utils", "precision": "mixed_bfloat16"},
+    {**BASELINE, "recipe": "pose_utils", "batch_size": 10},
+    {**BASELINE, "recipe": "pose_utils", "batch_size": 10, "precision": "mixed_bfloat16"},
+    {**BASELINE, "recipe": "pose_utils", "batch_size": 20},
+    {**BASELINE, "recipe": "pose_utils", "batch_size": 10, "learning_rate": 2e-4},
 ]
 
 
@@ -60,7 +67,7 @@ def _report_recipe(spec: dict, data: str, n_train: int, n_valid: int, epochs: in
         y_valid = transform.forward(valid_store.joints[vi]).astype(np.float32)
         size = train_store.frame_size
     model = build_model("seed", frame_size=size)
-    optimizer = keras.optimizers.Adam(1e-4)
+    optimizer = keras.optimizers.Adam(spec["learning_rate"])
     batch = spec["batch_size"]
     train_ds = tf.data.Dataset.from_tensor_slices((x_train, y_train)).shuffle(len(x_train)).batch(batch)
     valid_ds = tf.data.Dataset.from_tensor_slices((x_valid, y_valid)).batch(batch)
@@ -93,6 +100,7 @@ def _pose_utils_recipe(spec: dict, data: str, n_train: int, n_valid: int, epochs
         batch_size=spec["batch_size"],
         precision=spec["precision"],
         jit_compile=spec["jit_compile"],
+        learning_rate=spec["learning_rate"],
         seed=seed,
         max_train_clips=n_train,
         max_valid_clips=n_valid,
@@ -144,21 +152,95 @@ def _run_worker(spec: dict, args) -> dict:
 
 def _parse_recipe(text: str) -> dict:
     parts = text.strip().split("/")
+    lr = 1e-4
+    if parts[-1].startswith("lr="):
+        lr = float(parts.pop()[3:])
     if len(parts) not in (3, 4) or parts[0] not in ("report", "pose_utils") or not parts[1].isdigit():
-        raise SystemExit(f"--recipes: expected RECIPE/BATCH/PRECISION[/xla], got {text!r}")
-    if parts[0] == "report" and parts[2:] != ["float32"]:
-        raise SystemExit(f"--recipes: the report's recipe is float32 without XLA, got {text!r}")
+        raise SystemExit(f"--recipes: expected RECIPE/BATCH/PRECISION[/xla][/lr=RATE], got {text!r}")
+    if parts[0] == "report" and (parts[2:] != ["float32"] or lr != 1e-4):
+        raise SystemExit(f"--recipes: the report's recipe is float32, lr 1e-4, without XLA; got {text!r}")
     return {
         "recipe": parts[0],
         "batch_size": int(parts[1]),
         "precision": parts[2],
         "jit_compile": len(parts) == 4,
+        "learning_rate": lr,
     }
 
 
 def _label(r: dict) -> str:
     xla = " XLA" if r["jit_compile"] else ""
+    xla += f" lr {r['learning_rate']:g}" if r["learning_rate"] != 1e-4 else ""
     return f"{r['recipe']:<10} batch {r['batch_size']:>2} {r['precision']}{xla}"
+
+
+def interleaved_steps(data: str, rounds: int, seed: int) -> list[dict]:
+    """Training steps only, in ONE process, variants taken in turn: a load-robust side-by-side ratio.
+
+    Variants: the report's eager step (batch 5, float32) and the compiled step at batch 5 / 10 in float32
+    and mixed_bfloat16, all on the same in-memory clips. Each round runs one step of every variant, so a
+    change in machine load hits all of them alike; the median seconds per step is reported.
+    """
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    from pose_utils.data import open_split
+    from pose_utils.models import build_model
+    from pose_utils.train import precision_policy
+    from pose_utils.transforms import fit_transform
+
+    tf.get_logger().setLevel("ERROR")  # one trace per variant is expected, not a retracing problem
+    with open_split(data, "train") as store:
+        x = store.read_frames(np.arange(20)).astype(np.float32) / 255.0
+        y = fit_transform("minmax", store.joints).forward(store.joints[:20]).astype(np.float32)
+        size = store.frame_size
+    variants = []
+    for name, batch, precision, compiled in (
+        ("report eager", 5, "float32", False),
+        ("compiled", 5, "float32", True),
+        ("compiled", 5, "mixed_bfloat16", True),
+        ("compiled", 10, "float32", True),
+        ("compiled", 10, "mixed_bfloat16", True),
+        ("compiled", 20, "float32", True),
+    ):
+        keras.utils.set_random_seed(seed)
+        with precision_policy(precision):
+            model = build_model("seed", frame_size=size)
+        optimizer = keras.optimizers.Adam(1e-4)
+
+        def step(xb, yb, model=model, optimizer=optimizer):
+            with tf.GradientTape() as tape:
+                loss = tf.reduce_mean(tf.square(yb - tf.cast(model(xb, training=True), tf.float32)))
+            grads = tape.gradient(loss, model.trainable_variables)
+            optimizer.apply_gradients(zip(grads, model.trainable_variables, strict=True))
+            return loss
+
+        fn = tf.function(step) if compiled else step
+        xb, yb = tf.constant(x[:batch]), tf.constant(y[:batch])
+        float(fn(xb, yb))  # build the optimizer and trace outside the timing
+        variants.append(
+            {
+                "name": f"{name} batch {batch} {precision}",
+                "batch": batch,
+                "fn": fn,
+                "xb": xb,
+                "yb": yb,
+                "times": [],
+            }
+        )
+    for _ in range(rounds):
+        for v in variants:
+            tic = time.perf_counter()
+            float(v["fn"](v["xb"], v["yb"]))
+            v["times"].append(time.perf_counter() - tic)
+    results = []
+    for v in variants:
+        seconds = float(np.median(v["times"]))
+        results.append(
+            {"variant": v["name"], "seconds_per_step": seconds, "clips_per_second": v["batch"] / seconds}
+        )
+    return results
 
 
 def main(argv=None) -> int:
@@ -176,9 +258,28 @@ def main(argv=None) -> int:
         "e.g. report/5/float32,pose_utils/10/mixed_bfloat16 (the first is the reference)",
     )
     parser.add_argument("--out", default=None, help="write the results here as JSON")
+    parser.add_argument(
+        "--interleaved",
+        type=int,
+        default=0,
+        metavar="ROUNDS",
+        help="instead: time single steps of each variant in turn in one process (ROUNDS rounds)",
+    )
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
+    if args.interleaved:
+        results = interleaved_steps(args.data, args.interleaved, args.seed)
+        for r in results:
+            print(
+                f"{r['variant']:<34} {r['seconds_per_step']:6.3f} s/step "
+                f"{r['clips_per_second']:6.2f} clips/s "
+                f"(x{r['clips_per_second'] / results[0]['clips_per_second']:.2f})"
+            )
+        print(f"load average {os.getloadavg()[0]:.1f}")
+        if args.out:
+            Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
+        return 0
     if args.worker:
         spec = json.loads(args.worker)
         run = _report_recipe if spec["recipe"] == "report" else _pose_utils_recipe
