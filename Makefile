@@ -33,7 +33,7 @@ data: data/small/train.h5
 demo: $(STAMP) data/small/train.h5
 	$(BIN)/python -m pose_utils run-notebooks --out outputs -p data_dir $(CURDIR)/data/small
 	@echo
-	@echo "Done. Executed notebooks and figures: outputs/  (metrics: outputs/*/metrics.json)"
+	@echo "Done. Executed notebooks and figures: outputs/  (metrics: outputs/evaluation/metrics.json)"
 
 test: $(STAMP)
 	$(BIN)/python -m pytest tests notebooks --nbval-lax --nbval-current-env -p no:cacheprovider

@@ -1,4 +1,5 @@
-"""pose_utils: 3D human pose estimation from 8-frame clips, after the course report's dynamic regression model.
+"""pose_utils: 3D human pose estimation from 8-frame clips, after the course report's dynamic regression
+model.
 
 Light imports only: TensorFlow loads when a model is built or trained, not on `import pose_utils`.
 """
@@ -7,4 +8,6 @@ from .models import available_models, build_model
 from .skeleton import H36M, JOINT_NAMES, LEFT, PARENTS, RIGHT
 
 __version__ = "0.1.0"
-__all__ = ["H36M", "JOINT_NAMES", "LEFT", "PARENTS", "RIGHT", "available_models", "build_model", "__version__"]
+__all__ = [
+    "H36M", "JOINT_NAMES", "LEFT", "PARENTS", "RIGHT", "available_models", "build_model", "__version__",
+]

@@ -1,4 +1,3 @@
-# TEMP NOTE FOR HELPERS (to be removed): read /tmp/common_prompt.txt (working rules: git, file ownership, CPU) and docs/ARCHITECTURE.md before editing.
 """Command line: `python -m pose_utils COMMAND` (or `pose-utils COMMAND`).
 
 Each command's flags live here; its work lives in the module named in COMMANDS, imported only when
@@ -58,7 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--preset", default="small", choices=["tiny", "small", "course"])
     p.add_argument("--format", default="both", choices=["h5", "npy", "both"])
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--workers", type=_positive_int, default=None, help="render processes (default: CPU count)")
+    p.add_argument("--workers", type=_positive_int, default=None,
+                   help="render processes (default: CPU count)")
     p.add_argument("--frame-size", type=_positive_int, default=None, help="override the preset's frame size")
     p.add_argument("--train-clips", type=_positive_int, default=None, help="override the preset's count")
     p.add_argument("--valid-clips", type=_positive_int, default=None, help="override the preset's count")

@@ -11,8 +11,8 @@ measured faster on this CPU (NOTES.md: ~0.20 vs ~0.30 s per training step) and s
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from .errors import ConfigError
 from .skeleton import NUM_FRAMES, NUM_JOINTS
@@ -93,7 +93,8 @@ def build_seed(frames: int = NUM_FRAMES, frame_size: int = 224):
     from keras import layers
 
     if frame_size < SEED_KERNEL + 1:
-        raise ConfigError(f"frame_size must be at least {SEED_KERNEL + 1} for the seed model, got {frame_size}")
+        raise ConfigError(
+            f"frame_size must be at least {SEED_KERNEL + 1} for the seed model, got {frame_size}")
     inputs = keras.Input((frames, frame_size, frame_size, 3), name="frames")
     x = layers.Conv3D(SEED_FILTERS, (1, SEED_KERNEL, SEED_KERNEL), activation="relu", name="conv")(inputs)
     x = layers.MaxPool3D(pool_size=SEED_POOL, strides=SEED_POOL, name="pool")(x)

@@ -1,4 +1,3 @@
-# TEMP NOTE FOR HELPERS (to be removed): read /tmp/common_prompt.txt (working rules: git, file ownership, CPU) and docs/ARCHITECTURE.md before editing.
 """The Human3.6M 17-joint skeleton: names, parents, left/right, bones, and pose helpers.
 
 Joint order is the one of the report's per-joint table (and of VideoPose3D):

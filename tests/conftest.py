@@ -1,4 +1,3 @@
-# TEMP NOTE FOR HELPERS (to be removed): read /tmp/common_prompt.txt (working rules: git, file ownership, CPU) and docs/ARCHITECTURE.md before editing.
 """Shared test settings: quiet TensorFlow, headless matplotlib, no progress bars."""
 
 import os

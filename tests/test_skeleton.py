@@ -25,7 +25,7 @@ def test_tree_rooted_at_pelvis():
 
 
 def test_left_right_pairs_mirror_each_other():
-    for left, right in zip(sk.LEFT, sk.RIGHT):
+    for left, right in zip(sk.LEFT, sk.RIGHT, strict=True):
         assert sk.JOINT_NAMES[left][1:] == sk.JOINT_NAMES[right][1:]
         assert sk.JOINT_NAMES[left][0] == "L" and sk.JOINT_NAMES[right][0] == "R"
         # Twins hang off twins (or off the same centre joint).
