@@ -11,7 +11,7 @@ import argparse
 import importlib
 import sys
 
-from .errors import PoseUtilsError
+from .errors import PoseUtilsError, unwrap
 
 # command -> "module:function"; the function takes the parsed argparse.Namespace.
 COMMANDS = {
@@ -112,11 +112,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         func = getattr(importlib.import_module(module_name), func_name)
         return int(func(args) or 0)
-    except PoseUtilsError as e:
-        if args.debug:
+    except Exception as e:
+        error = e if isinstance(e, PoseUtilsError) else unwrap(e)
+        if error is None or args.debug:
             raise
-        print(f"error: {e}", file=sys.stderr)
-        return e.exit_code
+        print(f"error: {error}", file=sys.stderr)
+        return error.exit_code
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

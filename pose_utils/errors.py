@@ -17,3 +17,20 @@ class ConfigError(PoseUtilsError):
 
 class TrainingError(PoseUtilsError):
     """Training cannot go on (for example the loss became non-finite)."""
+
+
+def unwrap(exc: BaseException) -> PoseUtilsError | None:
+    """The PoseUtilsError that TensorFlow wrapped into `exc`, or None.
+
+    A DataError raised while tf.data reads a batch (inside `tf.numpy_function`) reaches the training
+    loop as a `tf.errors.OpError` whose message holds "DataError: <message>" among TensorFlow's own
+    lines; the user should see just that message.
+    """
+    if not type(exc).__module__.startswith("tensorflow"):
+        return None
+    for cls in (DataError, ConfigError, TrainingError):
+        marker = f"{cls.__name__}: "
+        for line in str(exc).splitlines():
+            if marker in line:
+                return cls(line.split(marker, 1)[1].strip())
+    return None

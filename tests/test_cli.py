@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from toydata import write_toy_data
 
@@ -152,3 +153,27 @@ def test_train_resume_and_evaluate_from_the_command_line(toy_dir, tmp_path, caps
         == 0
     )
     assert json.loads((out / "metrics.json").read_text())["num_clips"] == 8
+
+
+def test_a_file_damaged_mid_training_gives_one_plain_line(tmp_path, capsys):
+    """The damage shows only when tf.data reads the clip; the user still gets one plain line."""
+    import h5py
+    from toydata import write_toy_h5
+
+    folder = write_toy_h5(tmp_path / "data", n_train=6, n_valid=4, size=16)
+    path = folder / "train.h5"
+    with h5py.File(path, "a") as f:  # lzf, so damaged bytes fail to decompress rather than read as pixels
+        frames = f["frames"][...]
+        frames[:] = np.arange(16, dtype=np.uint8)[:, None, None]
+        del f["frames"]
+        f.create_dataset("frames", data=frames, chunks=(1, 8, 16, 16, 3), compression="lzf")
+    with h5py.File(path) as f:
+        chunk = f["frames"].id.get_chunk_info(3)  # clips 0 and 5 are read when the file is opened
+    data = bytearray(path.read_bytes())
+    data[chunk.byte_offset : chunk.byte_offset + chunk.size] = bytes(chunk.size)
+    path.write_bytes(bytes(data))
+    code = main(["train", "--data", str(folder), "--out", str(tmp_path / "r"), "--epochs", "1"])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert err.startswith(f"error: {path}: cannot read clip") and "corrupt" in err, err
+    assert err.count("\n") == 1 and "Traceback" not in err
