@@ -7,7 +7,8 @@ through their parameters: 03 trains into OUT/run, 04 evaluates that run into OUT
 passed only to the notebooks whose `parameters` cell has that name. `--quick` keeps the notebooks' own
 quick defaults (tiny 64×64 data rendered into OUT/data/tiny, 1–2 epochs); without it the demo's
 settings (DEMO_PARAMETERS) apply. A failing cell stops the run with one message naming the notebook and
-the cell; the executed copy, error included, is kept in OUT. OUT/summary.json lists every notebook's
+the cell; the executed copy, error included, is kept in OUT, and each kernel's own stderr (TensorFlow's
+C++ lines) in OUT/logs/NAME.stderr.log. OUT/summary.json lists every notebook's
 wall time and the values it recorded with `record`.
 
 Glue for the notebooks (kept here so a notebook holds no logic of its own): `setup` (version check),
@@ -221,7 +222,16 @@ def run_notebooks(notebooks_dir: str | os.PathLike, out_dir: str | os.PathLike, 
         shown = ", ".join(f"{k}={v!r}" for k, v in params.items() if k != "training_notebook")
         print(f"[{i}/{len(steps)}] {nb.name}" + (f" ({shown})" if shown else ""), flush=True)
         tic = time.perf_counter()
-        output = execute_notebook(nb, out_dir / nb.name, params, progress=progress)
+        # The kernel's own C++ lines (TensorFlow's start-up and tf.data notices) would flood the
+        # terminal; they go to a log beside the executed copy, the progress bar stays on screen.
+        log = out_dir / "logs" / f"{nb.stem}.stderr.log"
+        log.parent.mkdir(exist_ok=True)
+        log.unlink(missing_ok=True)
+        try:
+            with _stderr_to(log, keep_sys_stderr=True):
+                output = execute_notebook(nb, out_dir / nb.name, params, progress=progress)
+        except PoseUtilsError as e:
+            raise type(e)(f"{e} (the kernel's own messages: {log})") from None
         seconds = time.perf_counter() - tic
         records = read_records(output)
         summary["notebooks"].append({"name": nb.name, "parameters": params, "seconds": round(seconds, 1),
@@ -554,16 +564,24 @@ def sweep(training_notebook: str | os.PathLike, sweep_dir: str | os.PathLike, se
 
 
 @contextlib.contextmanager
-def _stderr_to(path: Path):
-    """Point file descriptor 2 of this process (which processes it starts inherit) at `path` for a while."""
+def _stderr_to(path: Path, keep_sys_stderr: bool = False):
+    """Point file descriptor 2 of this process (which processes it starts inherit) at `path` for a while.
+
+    keep_sys_stderr: Python's own sys.stderr (papermill's progress bar) keeps writing where fd 2 pointed
+    before, so only the started processes' messages go to the file.
+    """
     for stream in (sys.stderr, sys.__stderr__):
         with contextlib.suppress(Exception):
             stream.flush()
     saved = os.dup(2)
     try:
-        with open(path, "ab") as log:
-            os.dup2(log.fileno(), 2)
-        yield
+        with contextlib.ExitStack() as stack:
+            with open(path, "ab") as log:
+                os.dup2(log.fileno(), 2)
+            if keep_sys_stderr:
+                terminal = stack.enter_context(open(os.dup(saved), "w", buffering=1, errors="replace"))
+                stack.enter_context(contextlib.redirect_stderr(terminal))
+            yield
     finally:
         with contextlib.suppress(Exception):
             sys.__stderr__.flush()

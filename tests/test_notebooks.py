@@ -191,6 +191,18 @@ def test_parameters_go_only_to_the_notebooks_that_take_them(small_notebooks, tmp
     assert (out / "01_a.ipynb").stat().st_mode & 0o777 == 0o666 & ~umask  # an ordinary file, not private
 
 
+def test_kernel_c_level_stderr_goes_to_a_log_not_the_terminal(small_notebooks, tmp_path, capfd, monkeypatch):
+    monkeypatch.delenv("TQDM_DISABLE", raising=False)
+    noise = "import os\nos.write(2, b'E0000 C-level noise\\n')"  # as TensorFlow's C++ logging writes
+    _notebook(small_notebooks / "03_noise.ipynb", "c = 0", noise)
+    out = tmp_path / "out"
+    notebooks.run_notebooks(small_notebooks, out, progress=True)
+    captured = capfd.readouterr()
+    assert "C-level noise" not in captured.err + captured.out
+    assert "Executing" in captured.err  # papermill's progress bar still reaches the terminal
+    assert (out / "logs" / "03_noise.stderr.log").read_text().count("E0000 C-level noise") == 1
+
+
 def test_a_failing_cell_is_one_message_naming_notebook_and_cell(small_notebooks, tmp_path):
     _notebook(small_notebooks / "03_fails.ipynb", "c = 0", "x = 1", "raise ValueError('boom')")
     out = tmp_path / "out"
@@ -200,6 +212,7 @@ def test_a_failing_cell_is_one_message_naming_notebook_and_cell(small_notebooks,
     assert "03_fails.ipynb" in message and "ValueError: boom" in message
     # counted from 1 over all cells (markdown too), with the prompt number JupyterLab shows
     assert "cell #4 (In [3]" in message and "raise ValueError" in message
+    assert f"the kernel's own messages: {out / 'logs' / '03_fails.stderr.log'}" in message
     failed = nbformat.read(out / "03_fails.ipynb", as_version=4)  # kept, with the error, for a look
     assert any(o.get("ename") == "ValueError" for _, o in _outputs(failed, "error"))
     assert (out / "01_a.ipynb").is_file() and (out / "02_b.ipynb").is_file()
