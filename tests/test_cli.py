@@ -1,7 +1,6 @@
 """The `train` and `evaluate` commands: help, bad flags (one plain line, exit 2), and a real run."""
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -9,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from toydata import write_toy_data
+from toydata import run_cli, write_toy_data
 
 from pose_utils.cli import main
 
@@ -103,29 +102,8 @@ def test_missing_data_and_run_folders_give_one_plain_line(tmp_path, capsys):
 
 def test_train_resume_and_evaluate_from_the_command_line(toy_dir, tmp_path, capsys):
     run_dir, out = tmp_path / "run", tmp_path / "eval"
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "TQDM_DISABLE": "1"}
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pose_utils",
-            "train",
-            "--data",
-            toy_dir,
-            "--out",
-            run_dir,
-            "--epochs",
-            "1",
-            "--batch-size",
-            "4",
-            "--max-train-clips",
-            "6",
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    done = run_cli("train", "--data", toy_dir, "--out", run_dir, "--epochs", 1, "--batch-size", 4,
+                   "--max-train-clips", 6)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "epoch 1/1: loss" in done.stderr + done.stdout and "validation MPJPE" in done.stdout
     config = json.loads((run_dir / "config.json").read_text())

@@ -1,15 +1,13 @@
 """pose_utils.train on tiny runs (64×64 toy clips whose brightness encodes the pose, tests/toydata.py)."""
 
 import json
-import os
 import signal
 import subprocess
-import sys
 import time
 
 import numpy as np
 import pytest
-from toydata import write_toy_data
+from toydata import QUIET_ENV, pose_utils_command, run_cli, write_toy_data
 
 from pose_utils.errors import ConfigError, DataError, TrainingError
 from pose_utils.train import HISTORY_KEYS, TrainConfig, load_run, predict, subset, train
@@ -17,17 +15,6 @@ from pose_utils.train import HISTORY_KEYS, TrainConfig, load_run, predict, subse
 # The toy run every test compares against: learnable in 10 epochs at this learning rate.
 TOY = dict(epochs=10, learning_rate=3e-3, seed=0)
 N_TRAIN = 21  # batch 5: the last batch holds one clip, which exercises padding under MirroredStrategy
-
-
-def run_cli(*args, timeout=300):
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "TQDM_DISABLE": "1"}
-    return subprocess.run(
-        [sys.executable, "-m", "pose_utils", *map(str, args)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
 
 
 def final_weights(run_dir):
@@ -167,27 +154,10 @@ def test_same_seed_same_run_other_seed_other_run(toy_dir, toy_run, tmp_path):
 def test_kill_after_an_epoch_then_resume_ends_where_an_uninterrupted_run_ends(toy_dir, toy_run, tmp_path):
     reference_dir, reference = toy_run
     run_dir = tmp_path / "killed"
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "TQDM_DISABLE": "1"}
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "pose_utils",
-            "train",
-            "--data",
-            toy_dir,
-            "--out",
-            run_dir,
-            "--epochs",
-            "10",
-            "--lr",
-            "3e-3",
-            "--seed",
-            "0",
-        ],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        pose_utils_command("train", "--data", toy_dir, "--out", run_dir, "--epochs", 10, "--lr", "3e-3",
+                           "--seed", 0),
+        env=QUIET_ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )
     pointer = run_dir / "checkpoint.json"
     deadline = time.monotonic() + 240
@@ -364,23 +334,9 @@ def test_multiworker_with_two_local_workers_matches_one_device(toy_dir, toy_run,
     procs = []
     for index in range(2):
         tf_config = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
-        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "TQDM_DISABLE": "1", "TF_CONFIG": tf_config}
-        cmd = [
-            sys.executable,
-            "-m",
-            "pose_utils",
-            "train",
-            "--data",
-            toy_dir,
-            "--out",
-            tmp_path / f"worker{index}",
-            "--epochs",
-            "1",
-            "--lr",
-            str(TOY["learning_rate"]),
-            "--strategy",
-            "multiworker",
-        ]
+        env = {**QUIET_ENV, "TF_CONFIG": tf_config}
+        cmd = pose_utils_command("train", "--data", toy_dir, "--out", tmp_path / f"worker{index}",
+                                 "--epochs", 1, "--lr", TOY["learning_rate"], "--strategy", "multiworker")
         procs.append(
             subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         )

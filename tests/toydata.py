@@ -8,6 +8,9 @@ Written in the course's .npy layout (see pose_utils.data).
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -71,3 +74,18 @@ def write_toy_h5(folder, n_train: int = 12, n_valid: int = 9, size: int = 32, se
             f.create_dataset("camera", data=np.arange(n) % 4)
             f.attrs["units"] = "m"
     return folder
+
+
+# Child processes of the command-line tests: no TensorFlow start-up lines, no progress bars.
+QUIET_ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "TQDM_DISABLE": "1"}
+
+
+def pose_utils_command(*args) -> list[str]:
+    """`python -m pose_utils ARGS` with this interpreter, every argument as a string."""
+    return [sys.executable, "-m", "pose_utils", *map(str, args)]
+
+
+def run_cli(*args, timeout: float = 300, env: dict | None = None) -> subprocess.CompletedProcess:
+    """Run `python -m pose_utils ARGS` quietly; stdout and stderr captured as text."""
+    return subprocess.run(pose_utils_command(*args), env=env or QUIET_ENV, capture_output=True, text=True,
+                          timeout=timeout)
