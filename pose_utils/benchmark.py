@@ -105,7 +105,7 @@ def _presets() -> dict[str, Preset]:
         "tiny": Preset("tiny", "tiny", recipes(1, 1), 1, 1e-3, max_train_clips=12, max_valid_clips=8),
         # About 20 minutes on 2 idle CPU cores: 480 train / 160 held-out clips at 224x224.
         "quick": Preset("quick", "small", recipes(2, 30), 30, 1e-3),
-        # The course's clip counts (5,964 / 1,368) at 224x224: about 3 hours on 2 cores. Twelve times
+        # The course's clip counts (5,964 / 1,368) at 224x224: about 2.5 hours on 2 cores. Twelve times
         # the data of quick per epoch, so fewer CNN epochs (20) are enough and stay below the seed's time.
         "full": Preset("full", "course", recipes(2, 20), 20, 1e-3),
     }
