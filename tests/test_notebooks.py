@@ -191,16 +191,24 @@ def test_parameters_go_only_to_the_notebooks_that_take_them(small_notebooks, tmp
     assert (out / "01_a.ipynb").stat().st_mode & 0o777 == 0o666 & ~umask  # an ordinary file, not private
 
 
-def test_kernel_c_level_stderr_goes_to_a_log_not_the_terminal(small_notebooks, tmp_path, capfd, monkeypatch):
-    monkeypatch.delenv("TQDM_DISABLE", raising=False)
+def test_kernel_c_level_stderr_goes_to_a_log_not_the_terminal(small_notebooks, tmp_path, capfd):
     noise = "import os\nos.write(2, b'E0000 C-level noise\\n')"  # as TensorFlow's C++ logging writes
     _notebook(small_notebooks / "03_noise.ipynb", "c = 0", noise)
     out = tmp_path / "out"
     notebooks.run_notebooks(small_notebooks, out, progress=True)
     captured = capfd.readouterr()
     assert "C-level noise" not in captured.err + captured.out
-    assert "Executing" in captured.err  # papermill's progress bar still reaches the terminal
     assert (out / "logs" / "03_noise.stderr.log").read_text().count("E0000 C-level noise") == 1
+
+
+def test_stderr_redirect_keeps_this_processes_own_messages_on_the_terminal(tmp_path, capfd):
+    log = tmp_path / "child.log"
+    with notebooks._stderr_to(log, keep_sys_stderr=True):
+        print("parent message", file=sys.stderr)  # e.g. papermill's progress bar
+        subprocess.run([sys.executable, "-c", "import os; os.write(2, b'child message\\n')"], check=True)
+    captured = capfd.readouterr()
+    assert "parent message" in captured.err and "child message" not in captured.err
+    assert log.read_text() == "child message\n"
 
 
 def test_a_failing_cell_is_one_message_naming_notebook_and_cell(small_notebooks, tmp_path):
