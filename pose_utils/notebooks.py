@@ -8,8 +8,8 @@ passed only to the notebooks whose `parameters` cell has that name. `--quick` ke
 quick defaults (tiny 64×64 data rendered into OUT/data/tiny, 1–2 epochs); without it the demo's
 settings (DEMO_PARAMETERS) apply. A failing cell stops the run with one message naming the notebook and
 the cell; the executed copy, error included, is kept in OUT, and each kernel's own stderr (TensorFlow's
-C++ lines) in OUT/logs/NAME.stderr.log. OUT/summary.json lists every notebook's
-wall time and the values it recorded with `record`.
+C++ lines) in OUT/logs/NAME.stderr.log. OUT/summary.json lists every notebook's wall time and the values
+it recorded with `record`.
 
 Glue for the notebooks (kept here so a notebook holds no logic of its own): `setup` (version check),
 `ensure_data` (render the tiny preset where a default data folder is missing), `prepare_run_dir`,
