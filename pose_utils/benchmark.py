@@ -50,6 +50,10 @@ class Recipe:
     batch_size: int = 5
     flip_augment: bool = False
     model_options: dict = field(default_factory=dict)
+    lr_schedule: str = "constant"
+    roll_augment: float = 0.0
+    loss: str = "mse"
+    flip_test: bool = False  # evaluate with test-time flips (`train.predict`)
 
 
 @dataclass(frozen=True)
@@ -147,7 +151,9 @@ def _train_config(preset: Preset, recipe: Recipe):
 
     return TrainConfig(model=recipe.model, epochs=recipe.epochs, batch_size=recipe.batch_size,
                        learning_rate=recipe.learning_rate, flip_augment=recipe.flip_augment,
-                       model_options=dict(recipe.model_options), max_train_clips=preset.max_train_clips,
+                       model_options=dict(recipe.model_options), lr_schedule=recipe.lr_schedule,
+                       roll_augment=recipe.roll_augment, loss=recipe.loss,
+                       max_train_clips=preset.max_train_clips,
                        max_valid_clips=preset.max_valid_clips)
 
 
@@ -155,7 +161,8 @@ def _run_state(run_dir: Path, config) -> str:
     """"new", "done" (finished with this config), "resume" (checkpoint of this config), or ConfigError."""
     if not (run_dir / "config.json").is_file():
         return "new"
-    saved = read_json(run_dir / "config.json")
+    # Through TrainConfig, so a run saved before a config key existed reads as that key's default.
+    saved = config.from_dict(read_json(run_dir / "config.json")).to_dict()
     if saved != config.to_dict():
         raise ConfigError(
             f"{run_dir} holds a run with another configuration; delete it or choose another --out folder"
@@ -172,6 +179,14 @@ def _describe(recipe: Recipe) -> str:
     extras = [f"{k}={v}" for k, v in recipe.model_options.items()]
     if recipe.flip_augment:
         extras.append("left/right flip augmentation")
+    if recipe.roll_augment:
+        extras.append(f"rolls up to {recipe.roll_augment:g} degrees")
+    if recipe.loss != "mse":
+        extras.append(f"{recipe.loss} loss")
+    if recipe.lr_schedule != "constant":
+        extras.append(f"{recipe.lr_schedule} learning rate")
+    if recipe.flip_test:
+        extras.append("test-time flips")
     text = model_spec(recipe.model).description
     return f"`{recipe.model}` + {', '.join(extras)}" if extras else text
 
@@ -194,7 +209,7 @@ def run_entry(name: str, recipe: Recipe, preset: Preset, data_dir: Path, out_dir
     if state != "done":
         train(data_dir, run_dir, config, resume=state == "resume", progress=progress)
     history = read_json(run_dir / "history.json")
-    metrics = evaluate(data_dir, run_dir, run_dir / "eval")
+    metrics = evaluate(data_dir, run_dir, run_dir / "eval", flip_test=recipe.flip_test)
     import keras
 
     params = keras.models.load_model(run_dir / "model.keras", compile=False, safe_mode=True).count_params()
@@ -212,6 +227,10 @@ def run_entry(name: str, recipe: Recipe, preset: Preset, data_dir: Path, out_dir
         "batch_size": recipe.batch_size,
         "flip_augment": recipe.flip_augment,
         "model_options": dict(recipe.model_options),
+        "lr_schedule": recipe.lr_schedule,
+        "roll_augment": recipe.roll_augment,
+        "loss": recipe.loss,
+        "flip_test": recipe.flip_test,
         "clips_per_second": float(np.mean(history["clips_per_second"])),
         "reused": state == "done",  # trained by an earlier invocation of the benchmark
         "val_mpjpe_per_epoch_mm": [float(v) for v in history["val_mpjpe"]],

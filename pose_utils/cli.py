@@ -74,6 +74,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=_positive_int, default=None)
     p.add_argument("--batch-size", type=_positive_int, default=None)
     p.add_argument("--lr", type=_positive_float, default=None)
+    p.add_argument("--lr-schedule", default=None, choices=["constant", "cosine"],
+                   help="constant (the report's, default) or cosine decay over the epochs")
+    p.add_argument("--loss", default=None, choices=["mse", "mpjpe"],
+                   help="mse (the report's eq. 2, default) or mpjpe (the metric itself)")
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--resume", action="store_true", help="continue from the run folder's checkpoint")
     p.add_argument("--precision", default=None, choices=["float32", "mixed_bfloat16", "mixed_float16"])
@@ -83,6 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-train-clips", type=_positive_int, default=None)
     p.add_argument("--max-valid-clips", type=_positive_int, default=None)
     p.add_argument("--flip-augment", action="store_true", default=None, help="mirror about half the clips")
+    p.add_argument("--roll-augment", type=float, default=None, metavar="DEGREES",
+                   help="turn each clip and its labels by up to this angle in the image plane")
     p.add_argument("--jit-compile", action="store_true", default=None, help="compile the step with XLA")
 
     p = sub.add_parser("evaluate", help="evaluate a trained run on a split")
@@ -91,6 +97,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="folder for metrics.json and predictions.npz")
     p.add_argument("--split", default="valid", choices=["train", "valid"])
     p.add_argument("--units", default=None, choices=["m", "mm"], help="labels' units (default: the run's)")
+    p.add_argument("--flip-test", action="store_true",
+                   help="average each prediction with the mirrored clip's, mirrored back")
 
     p = sub.add_parser("run-notebooks", help="execute the numbered notebooks with papermill")
     p.add_argument("--out", required=True, help="folder for the executed notebooks and their results")

@@ -618,6 +618,41 @@ def flip_mask(n: int, seed: int, epoch: int) -> np.ndarray:
     return np.random.default_rng(_seed_sequence(seed, epoch, 1)).random(n) < 0.5
 
 
+def roll_angles(n: int, seed: int, epoch: int, max_degrees: float) -> np.ndarray:
+    """The in-plane turn of each of the n clips for `tf_dataset(roll_augment=max_degrees)` in this epoch:
+    (n,) float32 radians, uniform in [-max_degrees, max_degrees] (all 0 when max_degrees is 0)."""
+    rng = np.random.default_rng(_seed_sequence(seed, epoch, 2))
+    return np.deg2rad(rng.uniform(-max_degrees, max_degrees, n)).astype(np.float32)
+
+
+def roll_clips(frames, joints, angles):
+    """Turn each clip's camera about its optical axis by angles[i] radians: exact for both inputs.
+
+    Inputs: frames (B, T, H, W, C) float32, joints (B, T, 17, 3) metres in camera coordinates, angles (B,).
+    A camera rolled by a turns camera coordinates (x, y) by a about the optical axis z, and the image by
+    a about the principal point, the frame centre in our data (pixels brought into view from beyond the
+    edge repeat the edge). Returns both, turned, as TensorFlow tensors.
+    """
+    import tensorflow as tf
+
+    shape = tf.shape(frames)
+    b, t, h, w = shape[0], shape[1], shape[2], shape[3]
+    cos, sin = tf.cos(angles), tf.sin(angles)
+    cx, cy = (tf.cast(w, tf.float32) - 1) / 2, (tf.cast(h, tf.float32) - 1) / 2
+    # Output pixel p reads the input at R(-a)(p - c) + c (the transform maps output to input points).
+    zero = tf.zeros_like(cos)
+    transform = tf.stack([cos, sin, cx - cos * cx - sin * cy,
+                          -sin, cos, cy + sin * cx - cos * cy, zero, zero], axis=1)  # (B, 8)
+    transform = tf.reshape(tf.repeat(transform[:, None], t, axis=1), [-1, 8])
+    images = tf.raw_ops.ImageProjectiveTransformV3(
+        images=tf.reshape(frames, tf.concat([[b * t], shape[2:]], 0)), transforms=transform,
+        output_shape=tf.stack([h, w]), fill_value=0.0, interpolation="BILINEAR", fill_mode="NEAREST")
+    x, y = joints[..., 0], joints[..., 1]
+    c, s = cos[:, None, None], sin[:, None, None]
+    turned = tf.stack([c * x - s * y, s * x + c * y, joints[..., 2]], axis=-1)
+    return tf.reshape(images, shape), turned
+
+
 def _check_indices(indices, n: int) -> np.ndarray:
     idx = np.asarray(indices)
     if idx.ndim != 1 or (idx.size and idx.dtype.kind not in "iu"):
@@ -632,7 +667,7 @@ def _check_indices(indices, n: int) -> np.ndarray:
 
 def tf_dataset(store: ClipStore, batch_size: int, shuffle: bool = True, seed: int = 0, epoch: int = 0,
                indices=None, drop_remainder: bool = False, flip_augment: bool = False,
-               target_transform=None, prefetch="auto"):
+               target_transform=None, prefetch="auto", roll_augment: float = 0.0):
     """One epoch of (frames, joints) batches, streamed from disk.
 
     Yields frames float32 (B, 8, H, W, 3) in [0, 1] (uint8 / 255, done in the graph) and joints float32
@@ -640,7 +675,9 @@ def tf_dataset(store: ClipStore, batch_size: int, shuffle: bool = True, seed: in
     appears exactly once; with `shuffle` the order is `epoch_order(seed, epoch)`. With `flip_augment`,
     the clips of `flip_mask(seed, epoch)` are mirrored: frames flipped horizontally, joints x -> -x with
     left/right labels swapped (`skeleton.flip_left_right`); exact when the camera's principal point is
-    the image centre (see docs/data.md). Build a new dataset per epoch: only indices are prepared.
+    the image centre (see docs/data.md). With `roll_augment` = d > 0, every clip is also turned in the
+    image plane by `roll_angles(seed, epoch, d)` with its labels (`roll_clips`): a camera roll, exact for
+    the same reason. Build a new dataset per epoch: only indices are prepared.
 
     Each batch of indices is read from the file in one `tf.numpy_function` call (sorted, see
     `ClipStore.read_frames`), READ_PARALLELISM batches at once (1 for batches over 128 MiB as float32).
@@ -657,6 +694,7 @@ def tf_dataset(store: ClipStore, batch_size: int, shuffle: bool = True, seed: in
     if shuffle:
         order = order[epoch_order(len(order), seed, epoch)]
     flips = flip_mask(n, seed, epoch)[order] if flip_augment else np.zeros(len(order), bool)
+    angles = roll_angles(n, seed, epoch, roll_augment)[order]
     joints_all = store.joints
     height, width = store.frame_shape
     frames_spec = (batch_size if drop_remainder else None, store.num_frames, height, width, 3)
@@ -670,16 +708,18 @@ def tf_dataset(store: ClipStore, batch_size: int, shuffle: bool = True, seed: in
             joints[flip] = flip_left_right(joints[flip]).astype(np.float32)
         return frames, joints
 
-    def load(idx, flip):
+    def load(idx, flip, angle):
         frames, joints = tf.numpy_function(read, [idx, flip], [tf.uint8, tf.float32], name="read_clips")
         frames = tf.ensure_shape(frames, frames_spec)
         joints = tf.ensure_shape(joints, joints_spec)
         frames = tf.cast(frames, tf.float32) / 255.0
+        if roll_augment:
+            frames, joints = roll_clips(frames, joints, angle)
         if target_transform is not None:
             joints = tf.cast(target_transform.forward(joints), tf.float32)
         return frames, joints
 
-    ds = tf.data.Dataset.from_tensor_slices((order, flips))  # indices only; frames stay on disk
+    ds = tf.data.Dataset.from_tensor_slices((order, flips, angles))  # indices only; frames stay on disk
     ds = ds.batch(batch_size, drop_remainder=drop_remainder)
     batch_bytes = batch_size * store.num_frames * height * width * 3 * 4  # as float32
     if prefetch == "auto":

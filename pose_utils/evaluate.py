@@ -93,11 +93,13 @@ def compute_metrics(y_true_m, y_pred_m, meta: dict | None = None, mean_pose_m=No
 
 
 def evaluate(
-    data_dir, run_dir, out_dir, split: str = "valid", units: str | None = None, batch_size: int = 32
+    data_dir, run_dir, out_dir, split: str = "valid", units: str | None = None, batch_size: int = 32,
+    flip_test: bool = False,
 ) -> dict:
     """Predict `split` of DATA_DIR with the run in RUN_DIR; write OUT_DIR/metrics.json and predictions.npz.
 
     units: the stored labels' unit ("m" or "mm"; default: the one the run was trained with).
+    flip_test: average each prediction with that of the mirrored clip (`train.predict`).
     Returns the metrics dict as written.
     """
     from .data import open_split
@@ -112,13 +114,14 @@ def evaluate(
                 f"{data_dir}: {split} frames are {store.frame_shape[0]}x{store.frame_shape[1]} but "
                 f"the run in {run_dir} was trained on {trained[0]}x{trained[1]} frames"
             )
-        y_pred = predict(run.model, store, run.transform, batch_size=batch_size)
+        y_pred = predict(run.model, store, run.transform, batch_size=batch_size, flip_test=flip_test)
         y_true = np.asarray(store.joints, dtype=np.float32)
         result = compute_metrics(y_true, y_pred, meta=store.meta, mean_pose_m=run.mean_pose)
     result.update(
         {
             "model": run.config.model,
             "split": split,
+            "flip_test": flip_test,
             "epochs": len(run.history.get("val_mpjpe", [])),
             "run_dir": str(Path(run_dir).resolve()),
             "data_dir": str(Path(data_dir).resolve()),
@@ -133,8 +136,10 @@ def evaluate(
 
 
 def main(args) -> int:
-    """`python -m pose_utils evaluate --data DIR --run RUN_DIR --out OUT [--split valid] [--units m]`."""
-    result = evaluate(args.data, args.run, args.out, split=args.split, units=args.units)
+    """`python -m pose_utils evaluate --data DIR --run RUN_DIR --out OUT [--split valid] [--units m]
+    [--flip-test]`."""
+    result = evaluate(args.data, args.run, args.out, split=args.split, units=args.units,
+                      flip_test=args.flip_test)
     print(
         f"{args.split}: {result['num_clips']} clips, MPJPE {result['mpjpe_mm']:.1f} mm "
         f"(P-MPJPE {result['p_mpjpe_mm']:.1f}, "

@@ -49,6 +49,14 @@ from .skeleton import JOINT_NAMES
 
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 STRATEGIES = ("default", "mirrored", "multiworker")
+# "cosine": the learning rate falls from learning_rate to COSINE_FLOOR x learning_rate along half a cosine
+# over the run's steps; the last epochs then average out the batch-to-batch noise of a constant rate.
+LR_SCHEDULES = ("constant", "cosine")
+# "mse": the report's eq. 2, mean squared error in the target space. "mpjpe": the metric itself, the mean
+# Euclidean joint error in metres; it pulls less hard on the few large errors than a square does, so an
+# ambiguous pose (front or back?) is not pulled to the average of its answers.
+LOSSES = ("mse", "mpjpe")
+COSINE_FLOOR = 0.01
 HISTORY_KEYS = ("train_loss", "val_loss", "train_mpjpe", "val_mpjpe", "epoch_seconds", "clips_per_second")
 # Config keys a resumed run may change: they say how long to train, not what is trained.
 RESUMABLE_CHANGES = ("epochs",)
@@ -60,6 +68,10 @@ class TrainConfig:
 
     target_transform: None uses the model's own (`models.model_spec(model).target_transform`).
     jit_compile: compile the step with XLA. eval_batch_size: batch for validation and prediction.
+    lr_schedule: "constant" (the report's) or "cosine" (decay over `epochs`; see LR_SCHEDULES).
+    roll_augment: turn each training clip and its labels by up to this many degrees in the image plane
+    (a camera roll, `data.roll_clips`); 0 for none. loss: what training minimises (LOSSES); the history's
+    train_loss / val_loss are the report's MSE either way.
     max_train_clips / max_valid_clips: use that many clips spread evenly over the split (None: all).
     units: unit of the stored labels ("m" or "mm"); training always works in metres.
     """
@@ -80,6 +92,9 @@ class TrainConfig:
     target_transform: str | None = None
     jit_compile: bool = False
     eval_batch_size: int = 32
+    lr_schedule: str = "constant"
+    roll_augment: float = 0.0
+    loss: str = "mse"
 
     def __post_init__(self):
         self.validate()
@@ -109,12 +124,16 @@ class TrainConfig:
             or not 0 <= self.seed < 2**32
         ):
             raise ConfigError(f"seed must be an integer in [0, 2**32), got {self.seed!r}")
-        for name, allowed in (("precision", PRECISIONS), ("strategy", STRATEGIES), ("units", ("m", "mm"))):
+        for name, allowed in (("precision", PRECISIONS), ("strategy", STRATEGIES), ("units", ("m", "mm")),
+                              ("lr_schedule", LR_SCHEDULES), ("loss", LOSSES)):
             if getattr(self, name) not in allowed:
                 raise ConfigError(f"{name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
         for name in ("flip_augment", "jit_compile"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"{name} must be true or false, got {getattr(self, name)!r}")
+        roll = self.roll_augment
+        if isinstance(roll, bool) or not isinstance(roll, (int, float)) or not 0 <= roll <= 180:
+            raise ConfigError(f"roll_augment must be a number of degrees in [0, 180], got {roll!r}")
         if not isinstance(self.model_options, dict) or not all(
             isinstance(k, str) for k in self.model_options
         ):
@@ -339,10 +358,25 @@ def read_mean_pose(run_dir: str | os.PathLike) -> np.ndarray:
 # ----------------------------------------------------------------------------- training
 
 
+def learning_rate(config: TrainConfig, steps_per_epoch: int):
+    """Adam's learning rate: the number, or a schedule over `config.epochs` x `steps_per_epoch` steps.
+
+    The schedule reads the optimizer's step counter, which the checkpoint holds, so a resumed run goes on
+    where it stopped. Resuming with more epochs stretches the cosine from that point on.
+    """
+    import keras
+
+    if config.lr_schedule == "constant":
+        return config.learning_rate
+    return keras.optimizers.schedules.CosineDecay(
+        config.learning_rate, decay_steps=config.epochs * steps_per_epoch, alpha=COSINE_FLOOR
+    )
+
+
 class _Trainer:
     """The model, optimizer, compiled steps and checkpoint of one run, built inside the strategy scope."""
 
-    def __init__(self, config: TrainConfig, strategy, frame_size: int, transform):
+    def __init__(self, config: TrainConfig, strategy, frame_size: int, transform, steps_per_epoch: int):
         import keras
         import tensorflow as tf
 
@@ -355,7 +389,7 @@ class _Trainer:
         tf.config.experimental.enable_op_determinism()
         with precision_policy(config.precision), strategy.scope():
             self.model = build_model(config.model, frame_size=frame_size, **config.model_options)
-            optimizer = keras.optimizers.Adam(config.learning_rate)
+            optimizer = keras.optimizers.Adam(learning_rate(config, steps_per_epoch))
             if config.precision == "mixed_float16":  # float16 gradients underflow without loss scaling
                 optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
             # Under tf.distribute the slots must exist before the first step (NOTES.md).
@@ -379,6 +413,14 @@ class _Trainer:
         err = tf.norm(self.transform.inverse(pred) - self.transform.inverse(y), axis=-1)
         return mse, tf.reduce_mean(err, axis=[1, 2])
 
+    def _smooth_mpjpe(self, y, pred):
+        """Per-clip MPJPE (metres, (B,)) with a gradient everywhere: tf.norm's is NaN at a zero error,
+        which the pelvis (0 in every label, and in every prediction of a standardised head) always has."""
+        import tensorflow as tf
+
+        d = self.transform.inverse(tf.cast(pred, tf.float32)) - self.transform.inverse(y)
+        return tf.reduce_mean(tf.sqrt(tf.reduce_sum(tf.square(d), axis=-1) + 1e-12), axis=[1, 2])
+
     def _replica_train_step(self, x, y, w):
         import tensorflow as tf
 
@@ -387,7 +429,8 @@ class _Trainer:
         with tf.GradientTape() as tape:
             pred = self.model(x, training=True)
             mse, err = self._per_clip(y, pred)
-            loss = tf.reduce_sum(mse * w) / clips  # this replica's share of the global batch mean
+            per_clip = mse if self.config.loss == "mse" else self._smooth_mpjpe(y, pred)
+            loss = tf.reduce_sum(per_clip * w) / clips  # this replica's share of the global batch mean
             scaled = self.optimizer.scale_loss(loss)  # loss scaling under mixed_float16, else unchanged
         grads = tape.gradient(scaled, self.model.trainable_variables)
         self.optimizer.apply(grads, self.model.trainable_variables)  # sums gradients over replicas
@@ -419,6 +462,7 @@ class _Trainer:
             epoch=epoch,
             indices=indices,
             flip_augment=self.config.flip_augment,
+            roll_augment=self.config.roll_augment,
             target_transform=self.transform,
         )
         replicas = self.replicas
@@ -574,7 +618,8 @@ def train(
         if chief and resume:
             write_json(run_dir / "config.json", config.to_dict())  # epochs may have grown
 
-        trainer = _Trainer(config, strategy, frame_size, transform)
+        steps = math.ceil(len(train_idx) / config.batch_size)
+        trainer = _Trainer(config, strategy, frame_size, transform, steps)
         checkpoints = _Checkpoints(run_dir, trainer.checkpoint, chief)
         record = checkpoints.restore() if resume else None
         history = (
@@ -727,17 +772,31 @@ def load_run(run_dir) -> Run:
     return Run(run_dir, model, transform, config, history, read_mean_pose(run_dir), data)
 
 
-def predict(model, store, transform, batch_size: int = 32, indices=None) -> np.ndarray:
-    """Poses for the clips `indices` (default all) of `store`: (N, 8, 17, 3) float32 metres, in order."""
+def predict(model, store, transform, batch_size: int = 32, indices=None,
+            flip_test: bool = False) -> np.ndarray:
+    """Poses for the clips `indices` (default all) of `store`: (N, 8, 17, 3) float32 metres, in order.
+
+    flip_test: also predict every clip mirrored left-right, mirror that prediction back
+    (`skeleton.flip_left_right`: x -> -x, left/right labels swapped) and average the two. Twice the
+    prediction time; exact as a test-time augmentation because the principal point is the frame centre.
+    """
     import tensorflow as tf
 
     from .data import tf_dataset
+    from .skeleton import flip_left_right
 
     step = tf.function(lambda x: tf.cast(model(x, training=False), tf.float32), reduce_retracing=True)
-    outputs = [step(x).numpy() for x, _ in tf_dataset(store, batch_size, shuffle=False, indices=indices)]
+    outputs, mirrored = [], []
+    for x, _ in tf_dataset(store, batch_size, shuffle=False, indices=indices):
+        outputs.append(step(x).numpy())
+        if flip_test:
+            mirrored.append(step(tf.reverse(x, axis=[3])).numpy())  # (B, T, H, W, C): axis 3 is the width
     if not outputs:
         return np.zeros((0, store.num_frames, len(JOINT_NAMES), 3), np.float32)
-    return transform.inverse(np.concatenate(outputs)).astype(np.float32)
+    poses = transform.inverse(np.concatenate(outputs))
+    if flip_test:
+        poses = (poses + flip_left_right(transform.inverse(np.concatenate(mirrored)))) / 2
+    return poses.astype(np.float32)
 
 
 def main(args) -> int:
@@ -747,6 +806,8 @@ def main(args) -> int:
         "epochs": args.epochs,
         "batch_size": args.batch_size,
         "learning_rate": args.lr,
+        "lr_schedule": args.lr_schedule,
+        "loss": args.loss,
         "seed": args.seed,
         "precision": args.precision,
         "strategy": args.strategy,
@@ -755,6 +816,7 @@ def main(args) -> int:
         "max_train_clips": args.max_train_clips,
         "max_valid_clips": args.max_valid_clips,
         "flip_augment": args.flip_augment,
+        "roll_augment": args.roll_augment,
         "jit_compile": args.jit_compile,
     }
     given = {k: v for k, v in flags.items() if v is not None}

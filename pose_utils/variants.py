@@ -56,9 +56,9 @@ def _check_positive_int(name: str, value) -> int:
     return value
 
 
-def _check_dropout(value) -> float:
+def _check_fraction(name: str, value) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
-        raise ConfigError(f"dropout must be a number in [0, 1), got {value!r}")
+        raise ConfigError(f"{name} must be a number in [0, 1), got {value!r}")
     return float(value)
 
 
@@ -129,8 +129,90 @@ class ClipColorJitter(keras.layers.Layer):
         return {**super().get_config(), "strength": self.strength, "seed": self.seed}
 
 
+@keras.saving.register_keras_serializable(package="pose_utils")
+class ClipZoom(keras.layers.Layer):
+    """Training-time zoom and shift: one random scale and offset per clip, the same for all its frames.
+
+    Inputs and outputs (B, T, H, W, C). Each clip is magnified by s ~ U(1 - zoom, 1 + zoom) about the
+    frame centre and moved by up to `shift` of the frame side in each direction (edge pixels fill what
+    comes into view); outside training it is the identity. The labels stay valid: magnifying about the
+    principal point is a change of focal length, which leaves camera coordinates as they are, and a small
+    shift is a small change of principal point. It stops a model from reading the pose off the exact
+    position and size of the person in the crop, which the held-out subjects' other heights and cameras
+    change.
+    """
+
+    def __init__(self, zoom: float = 0.1, shift: float = 0.05, seed: int | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.zoom, self.shift, self.seed = float(zoom), float(shift), seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def call(self, x, training=None):
+        from keras import ops
+
+        if not training or (self.zoom == 0 and self.shift == 0):
+            return x
+        shape = ops.shape(x)
+        batch, frames, h, w = shape[0], shape[1], shape[2], shape[3]
+        scale = keras.random.uniform((batch, 1), 1 - self.zoom, 1 + self.zoom, seed=self.seed_generator)
+        offset = keras.random.uniform((batch, 2), -self.shift, self.shift, seed=self.seed_generator)
+        inv = 1.0 / scale
+        cx, cy = (ops.cast(w, "float32") - 1) / 2, (ops.cast(h, "float32") - 1) / 2
+        # affine_transform maps each output pixel to the input pixel it reads (see keras.ops.image).
+        tx = cx * (1 - inv) + offset[:, :1] * ops.cast(w, "float32")
+        ty = cy * (1 - inv) + offset[:, 1:] * ops.cast(h, "float32")
+        zero = ops.zeros_like(inv)
+        transform = ops.concatenate([inv, zero, tx, zero, inv, ty, zero, zero], axis=1)  # (B, 8)
+        transform = ops.reshape(ops.repeat(transform[:, None, :], frames, axis=1), (-1, 8))
+        images = ops.reshape(x, (-1, h, w, shape[4]))
+        out = ops.image.affine_transform(ops.cast(images, "float32"), transform, fill_mode="nearest")
+        return ops.cast(ops.reshape(out, shape), x.dtype)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "zoom": self.zoom, "shift": self.shift, "seed": self.seed}
+
+
+@keras.saving.register_keras_serializable(package="pose_utils")
+class ClipChannelShuffle(keras.layers.Layer):
+    """Training-time colour permutation: each clip's RGB channels in one of the 6 orders, drawn per clip.
+
+    Inputs and outputs (B, T, H, W, 3); identity outside training. Stronger than a colour jitter: a red
+    shirt may come out green or blue, so no colour identifies a training subject, and the model has to
+    rely on shape and shading, which the held-out subjects share.
+    """
+
+    PERMUTATIONS = ((0, 1, 2), (0, 2, 1), (1, 0, 2), (1, 2, 0), (2, 0, 1), (2, 1, 0))
+
+    def __init__(self, seed: int | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def call(self, x, training=None):
+        from keras import ops
+
+        if not training:
+            return x
+        matrices = ops.convert_to_tensor(
+            [[[1.0 if r == c else 0.0 for c in range(3)] for r in perm] for perm in self.PERMUTATIONS]
+        )  # (6, 3, 3): output channel c reads input channel perm[c]
+        pick = keras.random.randint((ops.shape(x)[0],), 0, len(self.PERMUTATIONS), seed=self.seed_generator)
+        m = ops.cast(ops.take(matrices, pick, axis=0), x.dtype)  # (B, 3, 3)
+        return ops.einsum("bthwi,boi->bthwo", x, m)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "seed": self.seed}
+
+
 def _backbone(inputs, frames: int, frame_size: int, width: int, squeeze: int, features: int, dropout: float,
-              input_pool: int, color_jitter: float, depth: int):
+              input_pool: int, color_jitter: float, depth: int, zoom: float, shift: float,
+              channel_shuffle: bool):
     """Per-frame CNN: (B, T, S, S, 3) → (B, T, features), the same weights for every frame.
 
     Convolutions are Conv3D with kernels one frame deep, i.e. 2-D convolutions applied to each frame
@@ -158,10 +240,14 @@ def _backbone(inputs, frames: int, frame_size: int, width: int, squeeze: int, fe
         return layers.ReLU(name=f"{name}_relu")(x)
 
     x = inputs
+    if channel_shuffle:
+        x = ClipChannelShuffle(name="channel_shuffle")(x)
     if color_jitter:
         x = ClipColorJitter(color_jitter, name="color_jitter")(x)
     if input_pool > 1:
         x = layers.AveragePooling3D((1, input_pool, input_pool), name="input_pool")(x)
+    if zoom or shift:  # after the pooling: a quarter of the pixels to resample
+        x = ClipZoom(zoom, shift, name="zoom")(x)
     x = conv_bn_relu(x, width, STEM_KERNEL, STEM_STRIDE, "stem")
     x = layers.MaxPool3D((1, 2, 2), name="stem_pool")(x)
     for i in range(1, BLOCKS + 1):
@@ -176,20 +262,23 @@ def _backbone(inputs, frames: int, frame_size: int, width: int, squeeze: int, fe
     return x
 
 
-def _cnn_options(width, squeeze, features, dropout, input_pool, color_jitter, depth) -> dict:
+def _cnn_options(width, squeeze, features, dropout, input_pool, color_jitter, depth, zoom, shift,
+                 channel_shuffle) -> dict:
     """Check the backbone options; returns them as keyword arguments for `_backbone`."""
-    jitter = color_jitter
-    if isinstance(jitter, bool) or not isinstance(jitter, (int, float)) or not 0 <= jitter < 1:
-        raise ConfigError(f"color_jitter must be a number in [0, 1), got {color_jitter!r}")
+    if not isinstance(channel_shuffle, bool):
+        raise ConfigError(f"channel_shuffle must be true or false, got {channel_shuffle!r}")
     return {"width": _check_positive_int("width", width), "squeeze": _check_positive_int("squeeze", squeeze),
-            "features": _check_positive_int("features", features), "dropout": _check_dropout(dropout),
-            "input_pool": _check_positive_int("input_pool", input_pool), "color_jitter": float(color_jitter),
-            "depth": _check_positive_int("depth", depth)}
+            "features": _check_positive_int("features", features),
+            "dropout": _check_fraction("dropout", dropout),
+            "input_pool": _check_positive_int("input_pool", input_pool),
+            "color_jitter": _check_fraction("color_jitter", color_jitter),
+            "depth": _check_positive_int("depth", depth), "zoom": _check_fraction("zoom", zoom),
+            "shift": _check_fraction("shift", shift), "channel_shuffle": channel_shuffle}
 
 
 # Options shared by the CNN models (see `_backbone`), with their defaults.
 CNN_DEFAULTS = {"width": 16, "squeeze": 32, "features": 256, "dropout": 0.1, "input_pool": 2,
-                "color_jitter": 0.0, "depth": 1}
+                "color_jitter": 0.0, "depth": 1, "zoom": 0.0, "shift": 0.0, "channel_shuffle": False}
 
 
 @register_model(
@@ -215,16 +304,21 @@ def build_cnn_frame(frames: int = NUM_FRAMES, frame_size: int = 224, **options):
     "cnn_lstm", "standard",
     "the CNN backbone, then an LSTM over the frames and a linear head (the seed's design, both flaws fixed)",
 )
-def build_cnn_lstm(frames: int = NUM_FRAMES, frame_size: int = 224, units: int = 128, **options):
-    """CNN backbone → LSTM(units, return_sequences) → linear head. Options as `cnn_frame`, plus units."""
+def build_cnn_lstm(frames: int = NUM_FRAMES, frame_size: int = 224, units: int = 128,
+                   bidirectional: bool = False, **options):
+    """CNN backbone → LSTM(units, return_sequences) → linear head. Options as `cnn_frame`, plus units and
+    bidirectional (a second LSTM reads the clip backwards, so frame 0 also sees the frames after it)."""
     import keras
     from keras import layers
 
     backbone = _cnn_options(**_with_defaults("cnn_lstm", options))
     units = _check_positive_int("units", units)
+    if not isinstance(bidirectional, bool):
+        raise ConfigError(f"bidirectional must be true or false, got {bidirectional!r}")
     inputs = keras.Input((frames, frame_size, frame_size, 3), name="frames")
     x = _backbone(inputs, frames, frame_size, **backbone)
-    x = layers.LSTM(units, return_sequences=True, name="lstm")(x)
+    lstm = layers.LSTM(units, return_sequences=True, name="lstm")
+    x = layers.Bidirectional(lstm, name="bilstm")(x) if bidirectional else lstm(x)
     return keras.Model(inputs, _pose_head(x, frames), name="cnn_lstm")
 
 

@@ -542,6 +542,59 @@ def test_flip_augment_mirrors_the_clips_of_the_flip_mask(tmp_path, layout, clips
     np.testing.assert_array_equal(np.concatenate(got_joints), want_joints)
 
 
+def test_roll_turns_image_and_labels_together_exactly():
+    """A bright dot drawn where a 3-D point projects lands, after the roll, where the turned point goes."""
+    from pose_utils import camera
+    from pose_utils.data import roll_clips
+
+    size, f = 64, 70.0
+    K = np.array([[f, 0, (size - 1) / 2], [0, f, (size - 1) / 2], [0, 0, 1]])
+    rng = np.random.default_rng(4)
+    xy, z = rng.uniform(-0.5, 0.5, (3, 8, 17, 2)), rng.uniform(3.5, 4.5, (3, 8, 17, 1))
+    points = np.concatenate([xy, z], -1)
+    joint = 13
+    uv = camera.project(points[:, :, joint], K)
+    frames = np.zeros((3, 8, size, size, 1), np.float32)
+    for b, t in np.ndindex(3, 8):
+        u, v = np.round(uv[b, t]).astype(int)
+        frames[b, t, v - 1:v + 2, u - 1:u + 2] = 1.0
+    angles = np.deg2rad([25.0, -40.0, 0.0]).astype(np.float32)
+    turned_frames, turned = (a.numpy() for a in roll_clips(frames, points.astype(np.float32), angles))
+
+    def turn(pixels):  # rotate pixel positions about the principal point by each clip's angle
+        c, s = np.cos(angles)[:, None], np.sin(angles)[:, None]
+        d = pixels - (size - 1) / 2
+        return np.stack([c * d[..., 0] - s * d[..., 1], s * d[..., 0] + c * d[..., 1]], -1) + (size - 1) / 2
+
+    np.testing.assert_allclose(camera.project(turned[:, :, joint], K), turn(uv), atol=1e-3)  # the labels
+    want = turn(np.round(uv))  # where the dot's centre must go
+    cols, rows = np.meshgrid(np.arange(size), np.arange(size))
+    mass = turned_frames[..., 0].sum(axis=(2, 3))
+    dot = turned_frames[..., 0]
+    got = np.stack([(dot * cols).sum(axis=(2, 3)), (dot * rows).sum(axis=(2, 3))], -1) / mass[..., None]
+    np.testing.assert_allclose(got, want, atol=0.35)  # bilinear resampling of a 3x3 dot
+    np.testing.assert_allclose(turned[2], points[2], atol=1e-6)  # angle 0: unchanged
+    np.testing.assert_allclose(turned[..., 2], points[..., 2], atol=1e-6)  # depth is kept
+    np.testing.assert_allclose(np.linalg.norm(turned, axis=-1), np.linalg.norm(points, axis=-1), rtol=1e-5)
+
+
+def test_roll_augment_turns_the_clips_of_roll_angles(npy_dir):
+    from pose_utils.data import roll_angles
+
+    angles = roll_angles(N_TRAIN, 9, 1, 30.0)
+    assert np.all(np.abs(angles) <= np.deg2rad(30.0)) and np.ptp(angles) > 0
+    np.testing.assert_array_equal(angles, roll_angles(N_TRAIN, 9, 1, 30.0))  # a pure function of its inputs
+    assert not np.array_equal(angles, roll_angles(N_TRAIN, 9, 2, 30.0))
+    assert not roll_angles(N_TRAIN, 9, 1, 0.0).any()
+    with open_split(npy_dir, "train") as store:
+        _, got = collect(tf_dataset(store, 4, seed=9, epoch=1, roll_augment=30.0))
+        want = store.joints[epoch_order(N_TRAIN, 9, 1)]
+    a = angles[epoch_order(N_TRAIN, 9, 1)][:, None, None]
+    got = np.concatenate(got)
+    np.testing.assert_allclose(got[..., 0], np.cos(a) * want[..., 0] - np.sin(a) * want[..., 1], atol=1e-5)
+    np.testing.assert_allclose(got[..., 1], np.sin(a) * want[..., 0] + np.cos(a) * want[..., 1], atol=1e-5)
+
+
 def test_target_transform_is_applied_in_the_graph(npy_dir):
     with open_split(npy_dir, "train") as store:
         transform = fit_transform("minmax", store.joints)

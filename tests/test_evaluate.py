@@ -158,3 +158,41 @@ def test_evaluate_errors_are_plain(h5_run, tmp_path):
     with pytest.raises(DataError, match="not a run folder"):
         evaluate(data, tmp_path, tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+def test_flip_test_is_exactly_mirror_equivariant(tmp_path):
+    """Predicting a mirrored clip with flip_test gives the mirror image of the clip's flip_test pose."""
+    import h5py
+
+    from pose_utils import build_model
+    from pose_utils.data import open_split
+    from pose_utils.skeleton import flip_left_right
+    from pose_utils.train import predict
+    from pose_utils.transforms import fit_transform
+
+    frames = np.random.default_rng(0).integers(0, 256, (3, 8, 32, 32, 3), dtype=np.uint8)
+    folders = {}
+    for name, clip_frames in (("plain", frames), ("mirrored", frames[:, :, :, ::-1])):
+        folders[name] = write_toy_h5(tmp_path / name, n_train=3, n_valid=3)
+        with h5py.File(folders[name] / "valid.h5", "r+") as f:
+            f["frames"][...] = clip_frames
+    model = build_model("cnn_lstm", frame_size=32, input_pool=1)  # untrained: no symmetry of its own
+    head = model.get_layer("head")
+    head.kernel.assign(head.kernel * 100)  # outputs far from the mean pose, which is nearly symmetric
+    poses = {}
+    for name, folder in folders.items():
+        with open_split(folder, "valid") as store:
+            transform = fit_transform("standard", store.joints)
+            poses[name] = predict(model, store, transform, flip_test=True)
+            if name == "plain":
+                without = predict(model, store, transform)
+    np.testing.assert_allclose(poses["mirrored"], flip_left_right(poses["plain"]), atol=1e-5)
+    assert not np.allclose(poses["plain"], without, atol=1e-3)  # the flip changed something
+    assert not np.allclose(poses["plain"], flip_left_right(poses["plain"]), atol=1e-3)
+
+
+def test_evaluate_records_flip_test(h5_run, tmp_path):
+    data, run_dir, _ = h5_run
+    assert evaluate(data, run_dir, tmp_path / "a")["flip_test"] is False
+    assert evaluate(data, run_dir, tmp_path / "b", flip_test=True)["flip_test"] is True
+

@@ -4,6 +4,7 @@ import json
 import signal
 import subprocess
 import time
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -62,11 +63,75 @@ def test_config_rejects_unknown_keys_by_name():
         ({"cpu_replicas": 2}, "cpu_replicas=2 needs strategy 'mirrored'"),
         ({"target_transform": "log"}, "target_transform must be one of"),
         ({"flip_augment": "yes"}, "flip_augment must be true or false"),
+        ({"lr_schedule": "step"}, "lr_schedule must be one of constant, cosine, got 'step'"),
+        ({"loss": "l1"}, "loss must be one of mse, mpjpe, got 'l1'"),
+        ({"roll_augment": 200}, "roll_augment must be a number of degrees in .0, 180., got 200"),
     ],
 )
 def test_config_rejects_bad_values_with_a_plain_message(changes, words):
     with pytest.raises(ConfigError, match=words.replace("(", r"\(").replace(")", r"\)")):
         TrainConfig(**changes)
+
+
+def test_cosine_schedule_falls_from_the_rate_to_its_floor_over_the_run():
+    from pose_utils.train import COSINE_FLOOR, learning_rate
+
+    assert learning_rate(TrainConfig(learning_rate=3e-3), steps_per_epoch=10) == 3e-3
+    config = TrainConfig(learning_rate=3e-3, epochs=4, lr_schedule="cosine")
+    schedule = learning_rate(config, steps_per_epoch=10)
+    rates = np.array([float(schedule(step)) for step in range(0, 41)])
+    assert rates[0] == pytest.approx(3e-3)
+    assert rates[20] == pytest.approx(3e-3 * (1 + COSINE_FLOOR) / 2)  # half way: half way down
+    assert rates[40] == pytest.approx(3e-3 * COSINE_FLOOR)
+    assert np.all(np.diff(rates) < 0)
+
+
+def test_a_cosine_run_trains_and_its_optimizer_ends_at_the_floor(toy_dir, toy_run, tmp_path):
+    import tensorflow as tf
+
+    from pose_utils.train import COSINE_FLOOR, learning_rate
+
+    _, constant = toy_run
+    config = TrainConfig(**{**TOY, "epochs": 2, "lr_schedule": "cosine"})
+    history = train(toy_dir, tmp_path / "cosine", config, progress=False)
+    assert np.all(np.isfinite(history["val_loss"]))
+    assert history["val_loss"] != constant["val_loss"][:2]
+    # The schedule reads the optimizer's step counter, which the checkpoint keeps: resuming goes on.
+    record = json.loads((tmp_path / "cosine" / "checkpoint.json").read_text())
+    prefix = str(tmp_path / "cosine" / record["prefix"])
+    [name] = [n for n, _ in tf.train.list_variables(prefix) if n.startswith("optimizer/_iterations")]
+    steps_per_epoch = -(-N_TRAIN // config.batch_size)
+    step = int(tf.train.load_variable(prefix, name))
+    assert step == 2 * steps_per_epoch
+    final_rate = float(learning_rate(config, steps_per_epoch)(step))
+    assert final_rate == pytest.approx(config.learning_rate * COSINE_FLOOR)
+
+
+def test_mpjpe_loss_is_the_metric_with_a_gradient_at_zero_error():
+    import tensorflow as tf
+
+    from pose_utils.train import _Trainer
+    from pose_utils.transforms import fit_transform
+
+    rng = np.random.default_rng(0)
+    labels = rng.normal(0, 0.3, (40, 8, 17, 3)).astype(np.float32)
+    labels[..., 0, :] = 0.0  # the pelvis: the same in every label
+    owner = SimpleNamespace(transform=fit_transform("standard", labels))
+    y = tf.constant(owner.transform.forward(labels[:4]).astype(np.float32))
+    pred = tf.Variable(y + tf.random.normal(y.shape, stddev=0.5, seed=1))
+    want = np.linalg.norm(owner.transform.inverse(pred.numpy()) - labels[:4], axis=-1).mean(axis=(1, 2))
+    np.testing.assert_allclose(_Trainer._smooth_mpjpe(owner, y, pred).numpy(), want, rtol=1e-5)
+    exact = tf.Variable(y)  # zero error everywhere: tf.norm's gradient would be NaN here
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_sum(_Trainer._smooth_mpjpe(owner, y, exact))
+    assert float(loss) == pytest.approx(0.0, abs=1e-5)
+    assert np.all(np.isfinite(tape.gradient(loss, exact).numpy()))
+
+
+def test_a_run_with_the_mpjpe_loss_learns(toy_dir, tmp_path):
+    history = train(toy_dir, tmp_path / "l", TrainConfig(**{**TOY, "loss": "mpjpe"}), progress=False)
+    assert np.all(np.isfinite(history["train_loss"]))
+    assert history["val_mpjpe"][-1] < 0.7 * history["val_mpjpe"][0]  # as the toy run with the MSE
 
 
 def test_subset_spreads_over_the_split():

@@ -142,6 +142,62 @@ def test_color_jitter_changes_colours_per_clip_only_in_training():
     assert not np.allclose(y[..., 0], y[..., 1])  # channels get different gains
 
 
+def test_zoom_magnifies_about_the_centre_per_clip_only_in_training():
+    from pose_utils.variants import ClipZoom
+
+    # One bright pixel 4 columns right of the centre of a 15x15 frame, the same in all 8 frames.
+    x = np.zeros((6, 8, 15, 15, 1), np.float32)
+    x[:, :, 7, 11] = 1.0
+    np.testing.assert_array_equal(ClipZoom(0.3, 0.1, seed=0)(x, training=False).numpy(), x)
+    np.testing.assert_array_equal(ClipZoom(0.0, 0.0, seed=0)(x, training=True).numpy(), x)
+    y = ClipZoom(0.3, 0.0, seed=2)(x, training=True).numpy()
+    np.testing.assert_array_equal(y, np.broadcast_to(y[:, :1], y.shape))  # one change per clip
+    cols = np.arange(15)
+    row = y[:, 0, 7, :, 0]
+    centroid = (row * cols).sum(axis=1) / row.sum(axis=1) - 7  # where the pixel went, from the centre
+    assert np.all((centroid > 4 * 0.7 - 0.5) & (centroid < 4 * 1.3 + 0.5))  # magnified by 0.7..1.3
+    assert np.ptp(centroid) > 0.5  # clips get different scales
+    assert np.allclose(y[:, 0, 7, 7], 0) and np.allclose(y[:, 0, :6], 0)  # nothing else lights up
+    shifted = ClipZoom(0.0, 0.2, seed=3)(x, training=True).numpy()
+    assert not np.allclose(shifted, x)
+
+
+def test_channel_shuffle_permutes_each_clips_channels_only_in_training():
+    from pose_utils.variants import ClipChannelShuffle
+
+    x = np.broadcast_to(np.array([0.1, 0.5, 0.9], np.float32), (64, 8, 4, 4, 3)).copy()
+    layer = ClipChannelShuffle(seed=0)
+    np.testing.assert_array_equal(layer(x, training=False).numpy(), x)
+    y = layer(x, training=True).numpy()
+    np.testing.assert_allclose(np.sort(y, axis=-1), x)  # the same values, in another order
+    np.testing.assert_array_equal(y, np.broadcast_to(y[:, :1, :1, :1], y.shape))  # one order per clip
+    assert len({tuple(c) for c in y[:, 0, 0, 0]}) == 6  # 64 clips: every order appears
+
+
+def test_augmentation_options_are_checked_and_leave_inference_unchanged(tmp_path):
+    import keras
+
+    plain = build_model("cnn_lstm", frame_size=64, dropout=0.0)
+    augmented = build_model("cnn_lstm", frame_size=64, dropout=0.0, zoom=0.1, shift=0.05,
+                            channel_shuffle=True, color_jitter=0.2)
+    assert augmented.count_params() == plain.count_params()  # augmentation layers hold no weights
+    augmented.set_weights(plain.get_weights())
+    x = _clips()
+    same = plain(x, training=False).numpy()
+    np.testing.assert_allclose(augmented(x, training=False).numpy(), same, atol=1e-6)
+    assert not np.allclose(augmented(x, training=True).numpy(), plain(x, training=True).numpy())
+    augmented.save(tmp_path / "m.keras")
+    loaded = keras.saving.load_model(tmp_path / "m.keras", safe_mode=True)
+    assert loaded.get_layer("zoom").get_config()["zoom"] == pytest.approx(0.1)
+    assert loaded.get_layer("channel_shuffle") is not None
+    with pytest.raises(ConfigError, match="zoom must be a number in \\[0, 1\\), got 1.5"):
+        build_model("cnn_frame", frame_size=64, zoom=1.5)
+    with pytest.raises(ConfigError, match="shift"):
+        build_model("cnn_frame", frame_size=64, shift=-0.1)
+    with pytest.raises(ConfigError, match="channel_shuffle must be true or false, got 'yes'"):
+        build_model("cnn_frame", frame_size=64, channel_shuffle="yes")
+
+
 def test_a_cnn_variant_can_overfit_a_handful_of_clips():
     """Sanity check in the CS231n spirit: a few training steps drive the loss on 4 clips well down."""
     import keras
