@@ -34,6 +34,19 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _model_option(text: str) -> tuple[str, object]:
+    """NAME=VALUE, the value read as JSON (0.2, true, 128) or else kept as text."""
+    import json
+
+    name, sep, value = text.partition("=")
+    if not sep or not name:
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE (e.g. color_jitter=0.2), got {text!r}")
+    try:
+        return name, json.loads(value)
+    except ValueError:
+        return name, value
+
+
 def _positive_float(text: str) -> float:
     try:
         value = float(text)
@@ -87,6 +100,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-train-clips", type=_positive_int, default=None)
     p.add_argument("--max-valid-clips", type=_positive_int, default=None)
     p.add_argument("--flip-augment", action="store_true", default=None, help="mirror about half the clips")
+    p.add_argument("--model-option", type=_model_option, action="append", default=None, metavar="NAME=VALUE",
+                   help="a model option, e.g. color_jitter=0.2 (repeat for more; see docs/models.md)")
     p.add_argument("--roll-augment", type=float, default=None, metavar="DEGREES",
                    help="turn each clip and its labels by up to this angle in the image plane")
     p.add_argument("--jit-compile", action="store_true", default=None, help="compile the step with XLA")

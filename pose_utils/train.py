@@ -817,6 +817,7 @@ def main(args) -> int:
         "max_valid_clips": args.max_valid_clips,
         "flip_augment": args.flip_augment,
         "roll_augment": args.roll_augment,
+        "model_options": dict(args.model_option) if args.model_option else None,
         "jit_compile": args.jit_compile,
     }
     given = {k: v for k, v in flags.items() if v is not None}

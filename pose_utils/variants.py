@@ -240,13 +240,15 @@ def _backbone(inputs, frames: int, frame_size: int, width: int, squeeze: int, fe
         return layers.ReLU(name=f"{name}_relu")(x)
 
     x = inputs
-    if channel_shuffle:
-        x = ClipChannelShuffle(name="channel_shuffle")(x)
-    if color_jitter:
-        x = ClipColorJitter(color_jitter, name="color_jitter")(x)
     if input_pool > 1:
         x = layers.AveragePooling3D((1, input_pool, input_pool), name="input_pool")(x)
-    if zoom or shift:  # after the pooling: a quarter of the pixels to resample
+    # The augmentations come after the pooling, on a quarter of the pixels: a per-channel gain and
+    # shift or a channel permutation commutes with averaging (up to the jitter's clipping to [0, 1]).
+    if color_jitter:
+        x = ClipColorJitter(color_jitter, name="color_jitter")(x)
+    if channel_shuffle:
+        x = ClipChannelShuffle(name="channel_shuffle")(x)
+    if zoom or shift:
         x = ClipZoom(zoom, shift, name="zoom")(x)
     x = conv_bn_relu(x, width, STEM_KERNEL, STEM_STRIDE, "stem")
     x = layers.MaxPool3D((1, 2, 2), name="stem_pool")(x)

@@ -32,7 +32,7 @@ def test_results_json_holds_every_model_with_the_agreed_keys(tiny_benchmark):
     saved = json.loads((out / "results.json").read_text())
     assert saved == json.loads(json.dumps(results))  # what was returned is what was written
     models = saved["models"]
-    assert set(available_models()) | {BASELINE, "cnn_tcn_aug"} == set(models)
+    assert set(available_models()) | {BASELINE, "cnn_tcn_aug", "cnn_lstm_tuned"} == set(models)
     assert list(models)[:2] == [BASELINE, "seed"]
     for name, record in models.items():
         assert REQUIRED <= set(record), name
@@ -47,6 +47,13 @@ def test_results_json_holds_every_model_with_the_agreed_keys(tiny_benchmark):
         assert models[name]["params"] == build_model(name, frame_size=64).count_params()
     assert models[BASELINE]["params"] == 0 and models[BASELINE]["epochs"] == 0
     assert models["cnn_tcn_aug"]["flip_augment"] is True
+    tuned = models["cnn_lstm_tuned"]
+    assert (tuned["lr_schedule"], tuned["loss"], tuned["flip_test"]) == ("cosine", "mpjpe", True)
+    assert tuned["model_options"]["bidirectional"] is True
+    assert "test-time flips" in tuned["description"]
+    # Evaluated with test-time flips: its results agree with its eval folder's metrics.json.
+    metrics = json.loads((out / "runs" / "cnn_lstm_tuned" / "eval" / "metrics.json").read_text())
+    assert metrics["flip_test"] is True and metrics["mpjpe_mm"] == pytest.approx(tuned["mpjpe_mm"])
     assert saved["data"]["frame_size"] == 64
     assert saved["data"]["valid_subjects"] and not set(saved["data"]["valid_subjects"]) & set(
         saved["data"]["train_subjects"])  # held-out subjects

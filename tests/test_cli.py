@@ -29,6 +29,10 @@ TRAIN_FLAGS = (
     "--max-valid-clips",
     "--flip-augment",
     "--jit-compile",
+    "--lr-schedule",
+    "--loss",
+    "--roll-augment",
+    "--model-option",
 )
 
 
@@ -39,7 +43,7 @@ def toy_dir(tmp_path_factory):
 
 @pytest.mark.parametrize(
     "command, flags",
-    [("train", TRAIN_FLAGS), ("evaluate", ("--data", "--run", "--out", "--split", "--units"))],
+    [("train", TRAIN_FLAGS), ("evaluate", ("--data", "--run", "--out", "--split", "--units", "--flip-test"))],
 )
 def test_help_lists_every_flag(command, flags, capsys):
     with pytest.raises(SystemExit) as exit_info:
@@ -65,6 +69,10 @@ def test_console_script_help():
         (["--lr", "nan"], "--lr: expected a positive finite number, got nan"),
         (["--precision", "fp8"], "--precision: invalid choice: 'fp8'"),
         (["--strategy", "tpu"], "--strategy: invalid choice: 'tpu'"),
+        (["--loss", "l1"], "--loss: invalid choice: 'l1'"),
+        (["--lr-schedule", "step"], "--lr-schedule: invalid choice: 'step'"),
+        (["--model-option", "color_jitter"],
+         "--model-option: expected NAME=VALUE (e.g. color_jitter=0.2), got"),
     ],
 )
 def test_bad_train_flags_are_refused_by_the_parser(flags, words, capsys):
@@ -80,6 +88,11 @@ def test_bad_train_flags_are_refused_by_the_parser(flags, words, capsys):
         (["--seed", "-1"], "error: seed must be an integer in [0, 2**32), got -1"),
         (["--cpu-replicas", "2"], "error: cpu_replicas=2 needs strategy 'mirrored', got 'default'"),
         (["--model", "resnet"], "error: unknown model 'resnet'; choose one of:"),
+        (["--roll-augment", "-5"], "error: roll_augment must be a number of degrees in [0, 180], got -5.0"),
+        (["--model", "cnn_lstm", "--model-option", "colour_jitter=0.2"],
+         "error: model 'cnn_lstm' does not take option(s) colour_jitter"),
+        (["--model", "cnn_lstm", "--model-option", "zoom=2"],
+         "error: zoom must be a number in [0, 1), got 2"),
     ],
 )
 def test_bad_train_values_give_one_plain_line(flags, words, toy_dir, tmp_path, capsys):
