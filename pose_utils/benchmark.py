@@ -89,7 +89,8 @@ class Preset:
 
 AUGMENT = {"color_jitter": 0.2}  # model option of the CNN variants; flips come from TrainConfig.flip_augment
 # The tuned entry: every change measured to help on the `small` data (docs/models.md), together.
-TUNED_OPTIONS = {"bidirectional": True, "color_jitter": 0.2, "channel_shuffle": True, "zoom": 0.1, "shift": 0.05}
+TUNED_OPTIONS = {"bidirectional": True, "color_jitter": 0.2, "channel_shuffle": True, "zoom": 0.1,
+                 "shift": 0.05}
 
 
 def _presets() -> dict[str, Preset]:
