@@ -28,9 +28,17 @@ def unwrap(exc: BaseException) -> PoseUtilsError | None:
     """
     if not type(exc).__module__.startswith("tensorflow"):
         return None
+    return unwrap_text(str(exc))
+
+
+def unwrap_text(text: str) -> PoseUtilsError | None:
+    """The first "DataError: ..." (or ConfigError, TrainingError) line in an error's text, as that error.
+
+    For `unwrap`, and for an error that arrives as text only (a notebook cell's, through papermill).
+    """
     for cls in (DataError, ConfigError, TrainingError):
         marker = f"{cls.__name__}: "
-        for line in str(exc).splitlines():
+        for line in text.splitlines():
             if marker in line:
                 return cls(line.split(marker, 1)[1].strip())
     return None

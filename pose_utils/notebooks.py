@@ -31,7 +31,7 @@ import time
 from pathlib import Path
 from types import SimpleNamespace
 
-from .errors import ConfigError, DataError, PoseUtilsError
+from .errors import ConfigError, DataError, PoseUtilsError, unwrap_text
 from .fileio import write_json
 
 NOTEBOOK_PATTERN = "[0-9][0-9]_*.ipynb"
@@ -180,9 +180,13 @@ def execute_notebook(notebook: Path, output: Path, parameters: dict, progress: b
     except PapermillExecutionError as e:
         os.replace(tmp, output)
         first_line = next((line for line in str(e.source).splitlines() if line.strip()), "").strip()
+        ename, evalue = e.ename, (e.evalue or "").strip()
+        inner = unwrap_text(evalue)  # a DataError that TensorFlow wrapped (tf.data read it mid-training)
+        if inner is not None and ename != type(inner).__name__:
+            ename, evalue = type(inner).__name__, str(inner)
         raise PoseUtilsError(
             f"{notebook.name}: cell #{e.cell_index + 1} (In [{e.exec_count}], starting {first_line!r}) "
-            f"raised {e.ename}: {e.evalue.strip() if e.evalue else ''}; the executed copy is {output}"
+            f"raised {ename}: {evalue}; the executed copy is {output}"
         ) from None
     except PoseUtilsError:
         with contextlib.suppress(FileNotFoundError):

@@ -226,6 +226,28 @@ def test_a_failing_cell_is_one_message_naming_notebook_and_cell(small_notebooks,
     assert (out / "01_a.ipynb").is_file() and (out / "02_b.ipynb").is_file()
 
 
+def test_a_data_error_wrapped_by_tensorflow_in_a_cell_is_reported_plainly(small_notebooks, tmp_path):
+    """tf.data reads batches inside tf.numpy_function: a DataError raised there reaches the cell as a
+    TensorFlow error with a long message; the runner names the DataError and its message only."""
+    cell = (
+        "import tensorflow as tf\n"
+        "from pose_utils.errors import DataError\n"
+        "def read(i):\n"
+        "    raise DataError('data/train.h5: cannot read clips 2..5, the file is corrupt')\n"
+        "ds = tf.data.Dataset.range(3).map(lambda i: tf.numpy_function(read, [i], tf.int64))\n"
+        "for x in ds:\n"
+        "    pass"
+    )
+    _notebook(small_notebooks / "03_damaged.ipynb", "c = 0", cell)
+    with pytest.raises(PoseUtilsError) as err:
+        notebooks.run_notebooks(small_notebooks, tmp_path / "out", progress=False)
+    message = str(err.value)
+    assert "raised DataError: data/train.h5: cannot read clips 2..5, the file is corrupt; " in message
+    assert "Traceback" not in message and "numpy_function" not in message and "UnknownError" not in message
+    failed = nbformat.read(tmp_path / "out" / "03_damaged.ipynb", as_version=4)
+    assert any(o.get("ename") != "DataError" for _, o in _outputs(failed, "error"))  # TensorFlow's wrapper
+
+
 def test_bad_runner_input_is_a_config_error(small_notebooks, tmp_path):
     with pytest.raises(ConfigError, match="no notebook has a parameter named nope; known parameters: a, b"):
         notebooks.run_notebooks(small_notebooks, tmp_path / "out", parameters={"nope": 1}, progress=False)
