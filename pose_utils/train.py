@@ -52,11 +52,11 @@ STRATEGIES = ("default", "mirrored", "multiworker")
 # "cosine": the learning rate falls from learning_rate to COSINE_FLOOR x learning_rate along half a cosine
 # over the run's steps; the last epochs then average out the batch-to-batch noise of a constant rate.
 LR_SCHEDULES = ("constant", "cosine")
+COSINE_FLOOR = 0.01
 # "mse": the report's eq. 2, mean squared error in the target space. "mpjpe": the metric itself, the mean
 # Euclidean joint error in metres; it pulls less hard on the few large errors than a square does, so an
 # ambiguous pose (front or back?) is not pulled to the average of its answers.
 LOSSES = ("mse", "mpjpe")
-COSINE_FLOOR = 0.01
 HISTORY_KEYS = ("train_loss", "val_loss", "train_mpjpe", "val_mpjpe", "epoch_seconds", "clips_per_second")
 # Config keys a resumed run may change: they say how long to train, not what is trained.
 RESUMABLE_CHANGES = ("epochs",)
