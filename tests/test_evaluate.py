@@ -22,7 +22,7 @@ METRIC_KEYS = {
     "auc",
     "per_joint_mpjpe_mm",
 }
-PROVENANCE_KEYS = {"model", "split", "epochs", "run_dir", "data_dir"}
+PROVENANCE_KEYS = {"model", "split", "flip_test", "epochs", "run_dir", "data_dir"}
 
 
 @pytest.fixture(scope="module")
