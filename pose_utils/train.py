@@ -383,6 +383,7 @@ class _Trainer:
         from .models import build_model
 
         self.config, self.strategy, self.transform = config, strategy, transform
+        self.steps_per_epoch = steps_per_epoch
         self.replicas = strategy.num_replicas_in_sync
         keras.utils.set_random_seed(config.seed)  # Python, NumPy, TF and Keras generators
         # Deterministic kernels: same seed, same bits (on one machine and thread count). Process-wide.
@@ -618,8 +619,8 @@ def train(
         if chief and resume:
             write_json(run_dir / "config.json", config.to_dict())  # epochs may have grown
 
-        steps = math.ceil(len(train_idx) / config.batch_size)
-        trainer = _Trainer(config, strategy, frame_size, transform, steps)
+        trainer = _Trainer(config, strategy, frame_size, transform,
+                           steps_per_epoch=math.ceil(len(train_idx) / config.batch_size))
         checkpoints = _Checkpoints(run_dir, trainer.checkpoint, chief)
         record = checkpoints.restore() if resume else None
         history = (
@@ -642,7 +643,7 @@ def _fit(trainer, checkpoints, splits, history: dict, start: int, run_dir: Path,
     config, chief = trainer.config, checkpoints.chief
     train_store, train_idx, valid_store, valid_idx = splits
     writer = tf.summary.create_file_writer(str(run_dir / "tb")) if chief else None
-    steps = math.ceil(len(train_idx) / config.batch_size)
+    steps = trainer.steps_per_epoch
     for epoch in range(start, config.epochs):
         tic = time.perf_counter()
         totals = np.zeros(3)  # sum of per-clip loss, sum of per-clip MPJPE (m), clips

@@ -22,13 +22,14 @@ The steps, registered in `MODELS` (`build_model(name, ...)`):
   every output frame sees its neighbours on both sides, where the LSTM sees only the past.
 
 The CNN models see the frames at half resolution by default (`input_pool=2`: a quarter of the cost,
-no measured loss of accuracy on our data) and take a `color_jitter` option, a training-time colour
-augmentation layer (`ClipColorJitter`); left/right flips come from `TrainConfig.flip_augment`.
+no measured loss of accuracy on our data) and take training-time augmentation options: `color_jitter`
+(`ClipColorJitter`), `channel_shuffle` (`ClipChannelShuffle`), `zoom` and `shift` (`ClipZoom`); left/right
+flips come from `TrainConfig.flip_augment`. `cnn_lstm` takes `bidirectional`.
 
 Every builder takes (frames, frame_size, **options) and returns a keras.Model mapping
 (B, frames, S, S, 3) float32 in [0, 1] to (B, frames, 17, 3) float32 in its target space. Apart from
-`ClipColorJitter`, registered with `keras.saving.register_keras_serializable` (so importing this module
-is enough), only stock Keras layers are used: the models load with
+the three augmentation layers, registered with `keras.saving.register_keras_serializable` (so importing
+this module is enough), only stock Keras layers are used: the models load with
 `keras.saving.load_model(..., safe_mode=True)`. The head and the final reshape are float32 so they stay
 exact under mixed precision.
 """
@@ -292,7 +293,8 @@ def build_cnn_frame(frames: int = NUM_FRAMES, frame_size: int = 224, **options):
 
     Options (CNN_DEFAULTS): width (stem channels; blocks use 2×, 4×, 8×), squeeze (channels of the
     final 1×1 conv), features (per-frame vector size), dropout (on that vector, training only),
-    input_pool (average p×p pixels first), color_jitter (ClipColorJitter strength, training only).
+    input_pool (average p×p pixels first), color_jitter (ClipColorJitter strength, training only),
+    channel_shuffle (ClipChannelShuffle), zoom and shift (ClipZoom), depth (conv layers per block).
     """
     import keras
 
