@@ -94,6 +94,20 @@ def test_rerunning_reuses_finished_runs(tiny_benchmark, tiny_data_dir):
     assert f"reused {len(results['models']) - 1} finished run(s)" in markdown(again)
 
 
+def test_runs_saved_before_a_config_key_existed_are_reused(tiny_benchmark, tiny_data_dir, tmp_path):
+    """A config.json written before lr_schedule / loss / roll_augment existed reads as their defaults."""
+    import shutil
+
+    out, _ = tiny_benchmark
+    shutil.copytree(out / "runs", tmp_path / "runs")
+    old = tmp_path / "runs" / "seed" / "config.json"
+    config = json.loads(old.read_text())
+    new_keys = ("lr_schedule", "loss", "roll_augment")
+    old.write_text(json.dumps({k: v for k, v in config.items() if k not in new_keys}))
+    again = run_benchmark("tiny", tmp_path, data_dir=tiny_data_dir, progress=False)
+    assert all(again["models"][name]["reused"] for name in again["models"] if name != BASELINE)
+
+
 def test_a_run_folder_with_another_configuration_is_refused(tiny_benchmark, tiny_data_dir, tmp_path):
     out, _ = tiny_benchmark
     config = json.loads((out / "runs" / "seed" / "config.json").read_text())
