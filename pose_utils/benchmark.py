@@ -97,9 +97,9 @@ def _presets() -> dict[str, Preset]:
     """The presets. Every entry trains for no more time than the seed: at 224×224 a CNN variant's
     training step costs about 1/28 of the seed's on a CPU (it sees the frames at 112×112,
     `input_pool` 2; measured in docs/models.md), so it gets 15 times the seed's epochs and still
-    finishes first (cnn_lstm_tuned, whose augmentation layers add about 30 % to a step, too). The seed
-    and seed_linear (the seed's stack, 77 M weights) use the report's recipe, Adam 1e-4 and batch 5;
-    the CNNs Adam 1e-3, batch 5."""
+    finishes first (cnn_lstm_tuned too, whose augmentation layers add 20-30 % to a step, so it gets
+    fewer epochs in quick). The seed and seed_linear (the seed's stack, 77 M weights) use the report's
+    recipe, Adam 1e-4 and batch 5; the CNNs Adam 1e-3, batch 5."""
 
     def recipes(seed_epochs: int, variant_epochs: int, tuned_epochs: int) -> dict:
         return {
