@@ -104,6 +104,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a model option, e.g. color_jitter=0.2 (repeat for more; see docs/models.md)")
     p.add_argument("--roll-augment", type=float, default=None, metavar="DEGREES",
                    help="turn each clip and its labels by up to this angle in the image plane")
+    p.add_argument("--keypoint-loss", type=float, default=None, metavar="WEIGHT",
+                   help="add WEIGHT x the 2-D keypoint error of a head on the CNN backbone to the loss "
+                        "(HDF5 data with root and intrinsics; e.g. 3)")
     p.add_argument("--jit-compile", action="store_true", default=None, help="compile the step with XLA")
 
     p = sub.add_parser("evaluate", help="evaluate a trained run on a split")

@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import ConfigError, DataError
+from .keypoints import flip_keypoints, roll_keypoints
 from .skeleton import JOINT_NAMES, NUM_FRAMES, NUM_JOINTS, ROOT, flip_left_right
 
 SPLITS = ("train", "valid")
@@ -308,6 +309,7 @@ class ClipStore:
         self._offset = 0
         self._pid = os.getpid()
         self._closed = False
+        self._keypoints = None  # computed on first use (`keypoints`)
 
     # -- file handles
 
@@ -383,6 +385,34 @@ class ClipStore:
         if height != width:
             raise DataError(f"{self.path}: frames are {height}x{width} pixels; the models need square frames")
         return height
+
+    @property
+    def keypoints(self) -> np.ndarray:
+        """2-D keypoint labels (N, 8, 17, 2) float32, normalised image coordinates (`keypoints`): the
+        projections of the 3-D labels with each clip's stored pelvis position and intrinsics. DataError
+        for a layout without them (the course's .npy files)."""
+        if self._keypoints is None:
+            missing = [k for k in ("root", "intrinsics") if k not in self.meta]
+            if missing:
+                raise DataError(
+                    f"{self.path}: 2-D keypoint labels need each clip's pelvis position and camera "
+                    f"intrinsics (the HDF5 datasets 'root' and 'intrinsics', written by make-data); this "
+                    f"{self.layout} layout has no {' or '.join(repr(k) for k in missing)}"
+                )
+            from .keypoints import project_keypoints
+
+            root = np.asarray(self.meta["root"], np.float64) * UNITS[self.units]
+            try:
+                kp = project_keypoints(self.joints, root, self.meta["intrinsics"], self.frame_shape)
+            except ValueError as e:
+                raise DataError(
+                    f"{self.path}: cannot project the labels with 'root' and 'intrinsics' ({e})"
+                ) from None
+            if not np.all(np.isfinite(kp)):
+                raise DataError(f"{self.path}: projecting the labels with 'root' and 'intrinsics' gives "
+                                "NaN or infinite pixels; check 'intrinsics'")
+            self._keypoints = kp
+        return self._keypoints
 
     # -- reading
 
@@ -667,8 +697,8 @@ def _check_indices(indices, n: int) -> np.ndarray:
 
 def tf_dataset(store: ClipStore, batch_size: int, shuffle: bool = True, seed: int = 0, epoch: int = 0,
                indices=None, drop_remainder: bool = False, flip_augment: bool = False,
-               target_transform=None, prefetch="auto", roll_augment: float = 0.0):
-    """One epoch of (frames, joints) batches, streamed from disk.
+               target_transform=None, prefetch="auto", roll_augment: float = 0.0, keypoints: bool = False):
+    """One epoch of (frames, joints) batches, or (frames, joints, keypoints) with `keypoints`, from disk.
 
     Yields frames float32 (B, 8, H, W, 3) in [0, 1] (uint8 / 255, done in the graph) and joints float32
     (B, 8, 17, 3): metres, or `target_transform.forward` of them. Every clip of `indices` (default: all)
@@ -677,7 +707,9 @@ def tf_dataset(store: ClipStore, batch_size: int, shuffle: bool = True, seed: in
     left/right labels swapped (`skeleton.flip_left_right`); exact when the camera's principal point is
     the image centre (see docs/data.md). With `roll_augment` = d > 0, every clip is also turned in the
     image plane by `roll_angles(seed, epoch, d)` with its labels (`roll_clips`): a camera roll, exact for
-    the same reason. Build a new dataset per epoch: only indices are prepared.
+    the same reason. `keypoints`: also yield the 2-D labels (B, 8, 17, 2) float32
+    (`ClipStore.keypoints`, normalised image coordinates), moved by every augmentation with the pixels.
+    Build a new dataset per epoch: only indices are prepared.
 
     Each batch of indices is read from the file in one `tf.numpy_function` call (sorted, see
     `ClipStore.read_frames`), READ_PARALLELISM batches at once (1 for batches over 128 MiB as float32).
@@ -695,6 +727,7 @@ def tf_dataset(store: ClipStore, batch_size: int, shuffle: bool = True, seed: in
         order = order[epoch_order(len(order), seed, epoch)]
     flips = flip_mask(n, seed, epoch)[order] if flip_augment else np.zeros(len(order), bool)
     angles = roll_angles(n, seed, epoch, roll_augment)[order]
+    keypoints_all = store.keypoints if keypoints else None  # DataError now, not inside the pipeline
     joints_all = store.joints
     height, width = store.frame_shape
     frames_spec = (batch_size if drop_remainder else None, store.num_frames, height, width, 3)
@@ -703,21 +736,29 @@ def tf_dataset(store: ClipStore, batch_size: int, shuffle: bool = True, seed: in
     def read(idx: np.ndarray, flip: np.ndarray):
         frames = store.read_frames(idx)
         joints = joints_all[idx]
+        kp = keypoints_all[idx] if keypoints else np.zeros((len(idx), 0), np.float32)
         if flip.any():
             frames[flip] = frames[flip][:, :, :, ::-1, :]  # mirror along the width axis
             joints[flip] = flip_left_right(joints[flip]).astype(np.float32)
-        return frames, joints
+            if keypoints:
+                kp[flip] = flip_keypoints(kp[flip])
+        return frames, joints, kp
 
     def load(idx, flip, angle):
-        frames, joints = tf.numpy_function(read, [idx, flip], [tf.uint8, tf.float32], name="read_clips")
+        frames, joints, kp = tf.numpy_function(read, [idx, flip], [tf.uint8, tf.float32, tf.float32],
+                                               name="read_clips")
         frames = tf.ensure_shape(frames, frames_spec)
         joints = tf.ensure_shape(joints, joints_spec)
         frames = tf.cast(frames, tf.float32) / 255.0
+        if keypoints:
+            kp = tf.ensure_shape(kp, joints_spec[:3] + (2,))
         if roll_augment:
             frames, joints = roll_clips(frames, joints, angle)
+            if keypoints:
+                kp = roll_keypoints(kp, angle)
         if target_transform is not None:
             joints = tf.cast(target_transform.forward(joints), tf.float32)
-        return frames, joints
+        return (frames, joints, kp) if keypoints else (frames, joints)
 
     ds = tf.data.Dataset.from_tensor_slices((order, flips, angles))  # indices only; frames stay on disk
     ds = ds.batch(batch_size, drop_remainder=drop_remainder)

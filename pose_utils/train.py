@@ -14,7 +14,7 @@ Run folder (everything written atomically; a kill at any moment leaves the last 
     mean_pose.json         the mean training pose (17, 3) metres: the baseline `evaluate` reports
     checkpoint.json        pointer to the last good checkpoint + the history up to it
     checkpoints/ckpt-E.*   tf.train.Checkpoint: model variables, optimizer state, epoch (nothing pickled)
-    history.json           per-epoch lists (HISTORY_KEYS); MPJPE in mm
+    history.json           per-epoch lists (HISTORY_KEYS, + KEYPOINT_HISTORY_KEY); MPJPE in mm
     model.keras            the final model (Keras format, loads in safe mode)
     tb/                    TensorBoard scalars
 
@@ -58,6 +58,8 @@ COSINE_FLOOR = 0.01
 # ambiguous pose (front or back?) is not pulled to the average of its answers.
 LOSSES = ("mse", "mpjpe")
 HISTORY_KEYS = ("train_loss", "val_loss", "train_mpjpe", "val_mpjpe", "epoch_seconds", "clips_per_second")
+# Also in the history of a run with keypoint_loss: the training clips' mean 2-D keypoint error per epoch.
+KEYPOINT_HISTORY_KEY = "train_keypoint_error"
 # Config keys a resumed run may change: they say how long to train, not what is trained.
 RESUMABLE_CHANGES = ("epochs",)
 
@@ -71,7 +73,11 @@ class TrainConfig:
     lr_schedule: "constant" (the report's) or "cosine" (decay over `epochs`; see LR_SCHEDULES).
     roll_augment: turn each training clip and its labels by up to this many degrees in the image plane
     (a camera roll, `data.roll_clips`); 0 for none. loss: what training minimises (LOSSES); the history's
-    train_loss / val_loss are the report's MSE either way.
+    train_loss / val_loss are the report's MSE either way. keypoint_loss: weight of an extra training
+    loss, the mean 2-D distance (normalised image units) between the joints' projections
+    (`ClipStore.keypoints`, HDF5 data only) and keypoints read off the CNN backbone
+    (`variants.keypoint_model`); 0 for none. It shapes the backbone only: the saved model is the pose
+    model alone.
     max_train_clips / max_valid_clips: use that many clips spread evenly over the split (None: all).
     units: unit of the stored labels ("m" or "mm"); training always works in metres.
     """
@@ -95,6 +101,7 @@ class TrainConfig:
     lr_schedule: str = "constant"
     roll_augment: float = 0.0
     loss: str = "mse"
+    keypoint_loss: float = 0.0
 
     def __post_init__(self):
         self.validate()
@@ -134,6 +141,9 @@ class TrainConfig:
         roll = self.roll_augment
         if isinstance(roll, bool) or not isinstance(roll, (int, float)) or not 0 <= roll <= 180:
             raise ConfigError(f"roll_augment must be a number of degrees in [0, 180], got {roll!r}")
+        kp = self.keypoint_loss
+        if isinstance(kp, bool) or not isinstance(kp, (int, float)) or not 0 <= kp < math.inf:
+            raise ConfigError(f"keypoint_loss must be a finite number >= 0, got {kp!r}")
         if not isinstance(self.model_options, dict) or not all(
             isinstance(k, str) for k in self.model_options
         ):
@@ -381,6 +391,7 @@ class _Trainer:
         import tensorflow as tf
 
         from .models import build_model
+        from .variants import keypoint_model
 
         self.config, self.strategy, self.transform = config, strategy, transform
         self.steps_per_epoch = steps_per_epoch
@@ -390,16 +401,21 @@ class _Trainer:
         tf.config.experimental.enable_op_determinism()
         with precision_policy(config.precision), strategy.scope():
             self.model = build_model(config.model, frame_size=frame_size, **config.model_options)
+            # With keypoint_loss the step trains the pose model plus a 2-D head on its backbone.
+            self.train_model = keypoint_model(self.model) if config.keypoint_loss else self.model
             optimizer = keras.optimizers.Adam(learning_rate(config, steps_per_epoch))
             if config.precision == "mixed_float16":  # float16 gradients underflow without loss scaling
                 optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
             # Under tf.distribute the slots must exist before the first step (NOTES.md).
-            optimizer.build(self.model.trainable_variables)
+            optimizer.build(self.train_model.trainable_variables)
             self.optimizer = optimizer
             self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
-        # model.variables includes non-trainable state (random-generator seeds, norm statistics).
+        # model.variables includes non-trainable state (random-generator seeds, norm statistics). The
+        # keypoint head is kept apart, so the pose model's checkpoint entry reads the same with or without it.
+        head = {"keypoint_head": list(self.train_model.get_layer("keypoint_maps").variables)} \
+            if config.keypoint_loss else {}
         self.checkpoint = tf.train.Checkpoint(
-            model_variables=list(self.model.variables), optimizer=self.optimizer, epoch=self.epoch
+            model_variables=list(self.model.variables), optimizer=self.optimizer, epoch=self.epoch, **head
         )
         # The compiled steps are made on first use, with the datasets' element specs as signatures
         # (batch dimension None): one trace per run, whatever the size of the last batch.
@@ -422,25 +438,42 @@ class _Trainer:
         d = self.transform.inverse(tf.cast(pred, tf.float32)) - self.transform.inverse(y)
         return tf.reduce_mean(tf.sqrt(tf.reduce_sum(tf.square(d), axis=-1) + 1e-12), axis=[1, 2])
 
-    def _replica_train_step(self, x, y, w):
+    @staticmethod
+    def _keypoint_error(keypoints, points):
+        """Per-clip mean 2-D distance (normalised image units, (B,)), smooth at 0 like `_smooth_mpjpe`."""
+        import tensorflow as tf
+
+        d = tf.cast(points, tf.float32) - keypoints
+        return tf.reduce_mean(tf.sqrt(tf.reduce_sum(tf.square(d), axis=-1) + 1e-12), axis=[1, 2])
+
+    def _replica_train_step(self, x, y, w, keypoints=None):
         import tensorflow as tf
 
         ctx = tf.distribute.get_replica_context()
         clips = ctx.all_reduce(tf.distribute.ReduceOp.SUM, tf.reduce_sum(w))
+        variables = self.train_model.trainable_variables
         with tf.GradientTape() as tape:
-            pred = self.model(x, training=True)
+            if keypoints is None:
+                pred = self.model(x, training=True)
+                kp_err = tf.zeros_like(w)
+            else:
+                pred, points = self.train_model(x, training=True)
+                kp_err = self._keypoint_error(keypoints, points)
             mse, err = self._per_clip(y, pred)
             per_clip = mse if self.config.loss == "mse" else self._smooth_mpjpe(y, pred)
+            per_clip = per_clip + self.config.keypoint_loss * kp_err
             loss = tf.reduce_sum(per_clip * w) / clips  # this replica's share of the global batch mean
             scaled = self.optimizer.scale_loss(loss)  # loss scaling under mixed_float16, else unchanged
-        grads = tape.gradient(scaled, self.model.trainable_variables)
-        self.optimizer.apply(grads, self.model.trainable_variables)  # sums gradients over replicas
-        return tf.reduce_sum(mse * w), tf.reduce_sum(err * w), tf.reduce_sum(w)
+        grads = tape.gradient(scaled, variables)
+        self.optimizer.apply(grads, variables)  # sums gradients over replicas
+        return tf.reduce_sum(mse * w), tf.reduce_sum(err * w), tf.reduce_sum(w), tf.reduce_sum(kp_err * w)
 
-    def _distributed_train_step(self, x, y, w):
+    def _distributed_train_step(self, *batch):
+        """One step on (frames, targets, weights) or (frames, targets, weights, keypoints). Returns the
+        sums over the batch of per-clip loss, MPJPE (m), clips and 2-D keypoint error (0 without)."""
         import tensorflow as tf
 
-        sums = self.strategy.run(self._replica_train_step, args=(x, y, w))
+        sums = self.strategy.run(self._replica_train_step, args=batch)
         return [self.strategy.reduce(tf.distribute.ReduceOp.SUM, s, axis=None) for s in sums]
 
     def _eval_step(self, x, y):
@@ -450,7 +483,8 @@ class _Trainer:
         return tf.reduce_sum(mse), tf.reduce_sum(err), tf.cast(tf.shape(x)[0], tf.float32)
 
     def train_dataset(self, store, indices, epoch):
-        """One epoch of (frames, targets, weights), distributed; weights 0 mark padding clips."""
+        """One epoch of (frames, targets, weights), plus keypoints with keypoint_loss, distributed;
+        weights 0 mark padding clips."""
         import tensorflow as tf
 
         from .data import tf_dataset
@@ -464,16 +498,18 @@ class _Trainer:
             indices=indices,
             flip_augment=self.config.flip_augment,
             roll_augment=self.config.roll_augment,
+            keypoints=bool(self.config.keypoint_loss),
             target_transform=self.transform,
         )
         replicas = self.replicas
 
-        def pad(x, y):
+        def pad(x, y, *keypoints):
             n = tf.shape(x)[0]
             extra = tf.maximum(replicas - n, 0)
             w = tf.concat([tf.ones([n]), tf.zeros([extra])], axis=0)
-            pad_x = tf.pad(x, [[0, extra]] + [[0, 0]] * (len(x.shape) - 1))
-            return pad_x, tf.pad(y, [[0, extra], [0, 0], [0, 0], [0, 0]]), w
+            x, y, *keypoints = (tf.pad(t, [[0, extra]] + [[0, 0]] * (len(t.shape) - 1))
+                                for t in (x, y, *keypoints))
+            return (x, y, w, *keypoints)
 
         ds = ds.map(pad)
         options = tf.data.Options()
@@ -586,6 +622,8 @@ def train(
                 f"{valid_store.frame_shape}"
             )
         frame_size = train_store.frame_size  # DataError for non-square frames
+        if config.keypoint_loss:
+            _ = train_store.keypoints  # DataError now for data without the 2-D labels' ingredients
         _check_precision_support(config)
         # Before any TF op: logical CPUs and collectives need a fresh runtime.
         strategy = make_strategy(config)
@@ -646,7 +684,7 @@ def _fit(trainer, checkpoints, splits, history: dict, start: int, run_dir: Path,
     steps = trainer.steps_per_epoch
     for epoch in range(start, config.epochs):
         tic = time.perf_counter()
-        totals = np.zeros(3)  # sum of per-clip loss, sum of per-clip MPJPE (m), clips
+        totals = np.zeros(4)  # sums of per-clip loss, MPJPE (m), clips, 2-D keypoint error
         # disable only when asked: an explicit disable=False would override TQDM_DISABLE=1.
         bar = tqdm(
             total=steps,
@@ -665,7 +703,8 @@ def _fit(trainer, checkpoints, splits, history: dict, start: int, run_dir: Path,
                 totals += sums
                 bar.update()
                 bar.set_postfix(
-                    loss=f"{totals[0] / totals[2]:.4g}", mpjpe=f"{1000 * totals[1] / totals[2]:.1f}mm"
+                    loss=f"{totals[0] / totals[2]:.4g}", mpjpe=f"{1000 * totals[1] / totals[2]:.1f}mm",
+                    **({"kp": f"{totals[3] / totals[2]:.3f}"} if config.keypoint_loss else {}),
                 )
         train_seconds = time.perf_counter() - tic
         val_sums = trainer.evaluate(valid_store, valid_idx)
@@ -683,6 +722,8 @@ def _fit(trainer, checkpoints, splits, history: dict, start: int, run_dir: Path,
         }
         for key in HISTORY_KEYS:
             history[key].append(float(row[key]))
+        if config.keypoint_loss:  # mean 2-D distance, normalised image units (keypoints.py)
+            history.setdefault(KEYPOINT_HISTORY_KEY, []).append(float(totals[3] / totals[2]))
         # Checkpoint first, history second: the pointer file carries the history too, so a kill in
         # between loses nothing and resume rewrites history.json from it.
         checkpoints.save(epoch + 1, history)
@@ -697,6 +738,7 @@ def _fit(trainer, checkpoints, splits, history: dict, start: int, run_dir: Path,
                 f"epoch {epoch + 1}/{config.epochs}: loss {row['train_loss']:.5f} / {val_loss:.5f}, "
                 f"MPJPE {row['train_mpjpe']:.1f} / {val_mpjpe:.1f} mm (train / valid), "
                 f"{row['clips_per_second']:.1f} clips/s"
+                + (f", 2-D keypoint error {totals[3] / totals[2]:.3f}" if config.keypoint_loss else "")
             )
     if chief:
         write_json(run_dir / "history.json", history)
@@ -818,6 +860,7 @@ def main(args) -> int:
         "max_valid_clips": args.max_valid_clips,
         "flip_augment": args.flip_augment,
         "roll_augment": args.roll_augment,
+        "keypoint_loss": args.keypoint_loss,
         "model_options": dict(args.model_option) if args.model_option else None,
         "jit_compile": args.jit_compile,
     }

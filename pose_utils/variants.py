@@ -141,18 +141,27 @@ class ClipZoom(keras.layers.Layer):
     shift is a small change of principal point. It stops a model from reading the pose off the exact
     position and size of the person in the crop, which the held-out subjects' other heights and cameras
     change.
+
+    With `return_params` it also outputs each clip's (scale, x, y), (B, 3) float32: a point at p in the
+    frame (normalised image coordinates, `pose_utils.keypoints`) is at scale * (p - (x, y)) in the zoomed
+    view ((1, 0, 0) outside training). `keypoint_model` uses it to map 2-D keypoints back to the frame.
     """
 
-    def __init__(self, zoom: float = 0.1, shift: float = 0.05, seed: int | None = None, **kwargs):
+    def __init__(self, zoom: float = 0.1, shift: float = 0.05, seed: int | None = None,
+                 return_params: bool = False, **kwargs):
         super().__init__(**kwargs)
         self.zoom, self.shift, self.seed = float(zoom), float(shift), seed
+        self.return_params = bool(return_params)
         self.seed_generator = keras.random.SeedGenerator(seed)
 
     def call(self, x, training=None):
         from keras import ops
 
         if not training or (self.zoom == 0 and self.shift == 0):
-            return x
+            if not self.return_params:
+                return x
+            ones = ops.ones((ops.shape(x)[0], 1), "float32")
+            return x, ops.concatenate([ones, 0 * ones, 0 * ones], axis=1)
         shape = ops.shape(x)
         batch, frames, h, w = shape[0], shape[1], shape[2], shape[3]
         scale = keras.random.uniform((batch, 1), 1 - self.zoom, 1 + self.zoom, seed=self.seed_generator)
@@ -167,13 +176,16 @@ class ClipZoom(keras.layers.Layer):
         transform = ops.reshape(ops.repeat(transform[:, None, :], frames, axis=1), (-1, 8))
         images = ops.reshape(x, (-1, h, w, shape[4]))
         out = ops.image.affine_transform(ops.cast(images, "float32"), transform, fill_mode="nearest")
-        return ops.cast(ops.reshape(out, shape), x.dtype)
+        out = ops.cast(ops.reshape(out, shape), x.dtype)
+        # The view's centre sits offset * side from the frame's: 2 * offset in normalised coordinates.
+        return (out, ops.concatenate([scale, 2 * offset], axis=1)) if self.return_params else out
 
     def compute_output_shape(self, input_shape):
-        return input_shape
+        return (input_shape, (input_shape[0], 3)) if self.return_params else input_shape
 
     def get_config(self):
-        return {**super().get_config(), "zoom": self.zoom, "shift": self.shift, "seed": self.seed}
+        return {**super().get_config(), "zoom": self.zoom, "shift": self.shift, "seed": self.seed,
+                "return_params": self.return_params}
 
 
 @keras.saving.register_keras_serializable(package="pose_utils")
@@ -250,7 +262,8 @@ def _backbone(inputs, frames: int, frame_size: int, width: int, squeeze: int, fe
     if channel_shuffle:
         x = ClipChannelShuffle(name="channel_shuffle")(x)
     if zoom or shift:
-        x = ClipZoom(zoom, shift, name="zoom")(x)
+        # The zoom's parameters are an output nobody reads at inference; keypoint_model reads them.
+        x, _ = ClipZoom(zoom, shift, return_params=True, name="zoom")(x)
     x = conv_bn_relu(x, width, STEM_KERNEL, STEM_STRIDE, "stem")
     x = layers.MaxPool3D((1, 2, 2), name="stem_pool")(x)
     for i in range(1, BLOCKS + 1):
@@ -353,6 +366,85 @@ def build_cnn_tcn(frames: int = NUM_FRAMES, frame_size: int = 224, temporal_laye
                           name=f"temporal{i}")(x)
         x = layers.Add(name=f"temporal{i}_residual")([x, y])
     return keras.Model(inputs, _pose_head(x, frames), name="cnn_tcn")
+
+
+@keras.saving.register_keras_serializable(package="pose_utils")
+class SpatialSoftArgmax(keras.layers.Layer):
+    """Score maps to 2-D points: the expected position under each map's softmax over its cells.
+
+    Inputs (B, T, h, w, K) scores; outputs (B, T, K, 2) float32 (x, y) in normalised image coordinates
+    (`pose_utils.keypoints`: -1 and 1 the frame's edges), cell centres at ((i + 0.5) / w) * 2 - 1.
+    Differentiable everywhere, so a 2-D loss on the points trains the maps (and the backbone under them).
+    """
+
+    def call(self, maps):
+        from keras import ops
+
+        shape = ops.shape(maps)
+        h, w, k = maps.shape[2], maps.shape[3], maps.shape[4]
+        probs = ops.softmax(ops.reshape(ops.cast(maps, "float32"), (shape[0], shape[1], h * w, k)), axis=2)
+        xs = (ops.arange(w, dtype="float32") + 0.5) / w * 2 - 1
+        ys = (ops.arange(h, dtype="float32") + 0.5) / h * 2 - 1
+        grid = ops.stack([ops.tile(xs, [h]), ops.repeat(ys, w)], axis=1)  # (h * w, 2), row-major cells
+        return ops.einsum("btpk,pc->btkc", probs, grid)
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], input_shape[1], input_shape[4], 2)
+
+
+@keras.saving.register_keras_serializable(package="pose_utils")
+class ViewToFrame(keras.layers.Layer):
+    """Points found in a `ClipZoom` view, moved back to the frame: [points (B, T, K, 2), params (B, 3)]
+    → points / scale + (x, y), (B, T, K, 2) float32, normalised image coordinates."""
+
+    def call(self, inputs):
+        from keras import ops
+
+        points, params = inputs
+        params = ops.cast(params, "float32")[:, None, None, :]
+        return ops.cast(points, "float32") / params[..., :1] + params[..., 1:]
+
+    def compute_output_shape(self, input_shapes):
+        return input_shapes[0]
+
+
+# The backbone block whose maps the keypoint head reads: 14x14 at 224 with input_pool 2, fine enough to
+# place a joint within a few pixels and early enough that the 2-D signal shapes most of the backbone
+# (measured on the small data: block1 and block3 gained less, docs/models.md).
+KEYPOINT_BLOCK = 2
+
+
+def keypoint_model(model):
+    """A training model with a second output: 2-D keypoints read off the backbone (`keypoint_loss`).
+
+    Inputs: a CNN model of this module (cnn_frame, cnn_lstm, cnn_tcn). Returns keras.Model(model.input,
+    [model.output, keypoints (B, T, 17, 2)]), sharing every layer with `model`, plus a 1x1 convolution
+    (17 score maps) on the last conv layer of block KEYPOINT_BLOCK and a `SpatialSoftArgmax`. Train this
+    one and save `model`: the head is a training signal only, not part of the pose model. If the model
+    zooms its input (`zoom`, `shift` options), the points are moved from the zoomed view back to the
+    frame (`ViewToFrame`), so they compare with the frame's labels (`ClipStore.keypoints`) as they are.
+    """
+    from keras import layers
+
+    prefix = f"block{KEYPOINT_BLOCK}"
+    names = [ly.name for ly in model.layers
+             if ly.name.endswith("_relu") and ly.name.split("_")[0] == prefix]
+    if not names:
+        raise ConfigError(
+            f"keypoint_loss needs a CNN backbone (cnn_frame, cnn_lstm, cnn_tcn); model {model.name!r} has no "
+            f"'{prefix}' block"
+        )
+    features = model.get_layer(names[-1]).output
+    maps = layers.Conv3D(NUM_JOINTS, (1, 1, 1), dtype="float32", name="keypoint_maps")(features)
+    points = SpatialSoftArgmax(dtype="float32", name="keypoints_in_view")(maps)
+    zoom = next((ly for ly in model.layers if isinstance(ly, ClipZoom)), None)
+    if zoom is not None:
+        if not zoom.return_params:
+            raise ConfigError(f"model {model.name!r} was built before its zoom layer reported its "
+                              "parameters; build it anew for keypoint_loss")
+        points = ViewToFrame(dtype="float32", name="keypoints")(
+            [points, model.get_layer(zoom.name).output[1]])
+    return keras.Model(model.input, [model.output, points], name=f"{model.name}_with_keypoints")
 
 
 def _with_defaults(model: str, options: dict) -> dict:
