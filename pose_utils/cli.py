@@ -107,6 +107,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--keypoint-loss", type=float, default=None, metavar="WEIGHT",
                    help="add WEIGHT x the 2-D keypoint error of a head on the CNN backbone to the loss "
                         "(HDF5 data with root and intrinsics; e.g. 3)")
+    p.add_argument("--cache-frames", action="store_true", default=None,
+                   help="hold the frames in memory (faster epochs when both splits fit)")
     p.add_argument("--jit-compile", action="store_true", default=None, help="compile the step with XLA")
 
     p = sub.add_parser("evaluate", help="evaluate a trained run on a split")

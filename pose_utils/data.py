@@ -42,6 +42,9 @@ H5_CHUNK_CACHE_BYTES = 16 * 1024**2  # room for a few (1, 8, 224, 224, 3) clip c
 READ_PARALLELISM = 2
 PREFETCH_BYTES = 256 * 1024**2
 MAX_PREFETCH = 4
+# ClipStore.cache_frames refuses to take more than this share of the memory the system has available.
+CACHE_MEMORY_SHARE = 0.5
+CACHE_CHUNK_CLIPS = 64  # clips read per step while caching (one progress-bar update each)
 META_KEYS = ("subject", "action", "camera", "start_time", "speed", "mirrored", "root", "intrinsics")
 
 
@@ -310,6 +313,7 @@ class ClipStore:
         self._pid = os.getpid()
         self._closed = False
         self._keypoints = None  # computed on first use (`keypoints`)
+        self._cache = None  # all frames in memory, after cache_frames()
 
     # -- file handles
 
@@ -416,15 +420,46 @@ class ClipStore:
 
     # -- reading
 
-    def read_frames(self, indices) -> np.ndarray:
-        """Frames of the clips `indices` (any order, repeats allowed): (k, 8, H, W, 3) uint8.
+    def cache_frames(self, progress: bool = True) -> None:
+        """Read every clip's frames into memory once; `read_frames` then serves them from there.
 
-        The file is read in increasing index order (contiguous runs as one slice), then reordered.
+        Worth it when the split fits: each epoch then skips reading and decompressing the file, which on
+        a 2-core CPU competes with the training step for the cores (docs/data.md). ConfigError if the
+        frames need more than CACHE_MEMORY_SHARE of the memory available now.
+        """
+        from tqdm.auto import tqdm
+
+        if self._cache is not None:
+            return
+        need = int(np.prod(self._shape))
+        available = _available_memory()
+        if available is not None and need > CACHE_MEMORY_SHARE * available:
+            raise ConfigError(
+                f"{self.path}: caching the {self.split} frames needs {_human_bytes(need)} of memory but only "
+                f"{_human_bytes(available)} is available; train without cache_frames (--cache-frames)"
+            )
+        cache = np.empty(self._shape, np.uint8)
+        bar = tqdm(total=len(self), desc=f"caching {self.split} frames", unit="clip", leave=False,
+                   **({} if progress else {"disable": True}))
+        with bar:
+            for lo in range(0, len(self), CACHE_CHUNK_CLIPS):
+                hi = min(lo + CACHE_CHUNK_CLIPS, len(self))
+                cache[lo:hi] = self.read_frames(np.arange(lo, hi))
+                bar.update(hi - lo)
+        self._cache = cache
+
+    def read_frames(self, indices) -> np.ndarray:
+        """Frames of the clips `indices` (any order, repeats allowed): (k, 8, H, W, 3) uint8, a new array.
+
+        The file is read in increasing index order (contiguous runs as one slice), then reordered; after
+        `cache_frames` the frames come from memory.
         """
         idx = np.asarray(indices, dtype=np.int64).reshape(-1)
         n = len(self)
         if idx.size and (idx.min() < 0 or idx.max() >= n):
             raise IndexError(f"clip indices must be in [0, {n}), got {idx.min()}..{idx.max()}")
+        if self._cache is not None:
+            return self._cache[idx]  # fancy indexing copies: callers may write to the result
         unique, inverse = np.unique(idx, return_inverse=True)
         out = np.empty((len(unique),) + self._shape[1:], np.uint8)
         frames = self.frames
@@ -479,6 +514,17 @@ def _human_bytes(n: float) -> str:
             return f"{n:.1f} {unit}" if unit != "B" else f"{int(n)} B"
         n /= 1000
     return f"{n:.1f} GB"
+
+
+def _available_memory() -> int | None:
+    """Bytes of memory the system can give without swapping (Linux MemAvailable), or None if unknown."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
 
 
 def _natural_key(value) -> list:

@@ -60,8 +60,10 @@ LOSSES = ("mse", "mpjpe")
 HISTORY_KEYS = ("train_loss", "val_loss", "train_mpjpe", "val_mpjpe", "epoch_seconds", "clips_per_second")
 # Also in the history of a run with keypoint_loss: the training clips' mean 2-D keypoint error per epoch.
 KEYPOINT_HISTORY_KEY = "train_keypoint_error"
-# Config keys a resumed run may change: they say how long to train, not what is trained.
-RESUMABLE_CHANGES = ("epochs",)
+# Config keys that change how fast a run trains, never what it computes.
+SPEED_KEYS = ("cache_frames",)
+# Config keys a resumed run may change: they say how long or how fast to train, not what is trained.
+RESUMABLE_CHANGES = ("epochs",) + SPEED_KEYS
 
 
 @dataclass
@@ -79,6 +81,8 @@ class TrainConfig:
     (`variants.keypoint_model`); 0 for none. It shapes the backbone only: the saved model is the pose
     model alone.
     max_train_clips / max_valid_clips: use that many clips spread evenly over the split (None: all).
+    cache_frames: hold both splits' frames in memory (`ClipStore.cache_frames`): same results, faster
+    epochs when they fit (a ConfigError says when they do not).
     units: unit of the stored labels ("m" or "mm"); training always works in metres.
     """
 
@@ -102,6 +106,7 @@ class TrainConfig:
     roll_augment: float = 0.0
     loss: str = "mse"
     keypoint_loss: float = 0.0
+    cache_frames: bool = False
 
     def __post_init__(self):
         self.validate()
@@ -135,7 +140,7 @@ class TrainConfig:
                               ("lr_schedule", LR_SCHEDULES), ("loss", LOSSES)):
             if getattr(self, name) not in allowed:
                 raise ConfigError(f"{name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
-        for name in ("flip_augment", "jit_compile"):
+        for name in ("flip_augment", "jit_compile", "cache_frames"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"{name} must be true or false, got {getattr(self, name)!r}")
         roll = self.roll_augment
@@ -624,6 +629,9 @@ def train(
         frame_size = train_store.frame_size  # DataError for non-square frames
         if config.keypoint_loss:
             _ = train_store.keypoints  # DataError now for data without the 2-D labels' ingredients
+        if config.cache_frames:
+            for store in (train_store, valid_store):
+                store.cache_frames(progress)
         _check_precision_support(config)
         # Before any TF op: logical CPUs and collectives need a fresh runtime.
         strategy = make_strategy(config)
@@ -861,6 +869,7 @@ def main(args) -> int:
         "flip_augment": args.flip_augment,
         "roll_augment": args.roll_augment,
         "keypoint_loss": args.keypoint_loss,
+        "cache_frames": args.cache_frames,
         "model_options": dict(args.model_option) if args.model_option else None,
         "jit_compile": args.jit_compile,
     }

@@ -626,3 +626,33 @@ def test_generated_tiny_dataset_agrees_across_layouts(tiny_data_dir, tmp_path):
         b = collect(tf_dataset(npy, 5, seed=2, epoch=3, flip_augment=True))
         for x, y in zip(a[0] + a[1], b[0] + b[1], strict=True):
             np.testing.assert_array_equal(x, y)
+
+
+@pytest.mark.parametrize("layout", ["npy", "h5"])
+def test_cached_frames_stream_exactly_what_the_file_gives(layout, tmp_path):
+    folder = write_both_splits(tmp_path / layout, layout)
+    with open_split(folder, "train") as store:
+        from_file = collect(tf_dataset(store, 4, seed=2, epoch=1, flip_augment=True))
+        store.cache_frames(progress=False)
+        from_memory = collect(tf_dataset(store, 4, seed=2, epoch=1, flip_augment=True))
+        picked = store.read_frames([3, 1, 3])
+        picked[:] = 0  # the caller's copy: the cache must not change
+        np.testing.assert_array_equal(store.read_frames([1, 3]), store.frames[[1, 3]])
+    for a, b in zip(from_file[0] + from_file[1], from_memory[0] + from_memory[1], strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_caching_more_frames_than_memory_allows_is_a_plain_error(npy_dir, monkeypatch):
+    import pose_utils.data as data
+
+    monkeypatch.setattr(data, "_available_memory", lambda: 1000)  # as if the machine had 1 kB free
+    with open_split(npy_dir, "train") as store, pytest.raises(ConfigError) as e:
+        store.cache_frames(progress=False)
+    assert "videoframes_clips_train.npy" in str(e.value) and "--cache-frames" in str(e.value)
+
+
+def test_available_memory_is_read_from_the_system():
+    from pose_utils.data import _available_memory
+
+    available = _available_memory()
+    assert available is None or 10 * 1024**2 < available < 2**50  # bytes, Linux's MemAvailable

@@ -213,6 +213,18 @@ def test_same_seed_same_run_other_seed_other_run(toy_dir, toy_run, tmp_path):
     assert other["train_loss"] != again["train_loss"]
 
 
+def test_frames_cached_in_memory_train_the_same_run(toy_dir, toy_run, tmp_path):
+    _, reference = toy_run
+    cached = train(toy_dir, tmp_path / "cached", TrainConfig(**{**TOY, "epochs": 2, "cache_frames": True}),
+                   progress=False)
+    for key in ("train_loss", "val_loss", "train_mpjpe", "val_mpjpe"):
+        assert cached[key] == reference[key][:2]  # bitwise: only where the frames come from differs
+    # A speed setting, not part of what is trained: a run may be resumed with it switched off.
+    resumed = train(toy_dir, tmp_path / "cached", TrainConfig(**{**TOY, "epochs": 3}), resume=True,
+                    progress=False)
+    assert resumed["val_mpjpe"][:2] == cached["val_mpjpe"]
+
+
 # ----------------------------------------------------------------------------- resume
 
 
