@@ -95,17 +95,37 @@ def test_rerunning_reuses_finished_runs(tiny_benchmark, tiny_data_dir):
 
 
 def test_runs_saved_before_a_config_key_existed_are_reused(tiny_benchmark, tiny_data_dir, tmp_path):
-    """A config.json written before lr_schedule / loss / roll_augment existed reads as their defaults."""
+    """A config.json written before lr_schedule / loss / roll_augment / keypoint_loss / cache_frames
+    existed reads as their defaults (cache_frames, a speed setting, may differ from the preset's)."""
     import shutil
 
     out, _ = tiny_benchmark
     shutil.copytree(out / "runs", tmp_path / "runs")
     old = tmp_path / "runs" / "seed" / "config.json"
     config = json.loads(old.read_text())
-    new_keys = ("lr_schedule", "loss", "roll_augment")
+    new_keys = ("lr_schedule", "loss", "roll_augment", "keypoint_loss", "cache_frames")
     old.write_text(json.dumps({k: v for k, v in config.items() if k not in new_keys}))
     again = run_benchmark("tiny", tmp_path, data_dir=tiny_data_dir, progress=False)
     assert all(again["models"][name]["reused"] for name in again["models"] if name != BASELINE)
+
+
+def test_the_tuned_entry_trains_without_2d_labels_on_the_course_layout(tiny_benchmark, tiny_data_dir,
+                                                                        tmp_path, capsys):
+    import shutil
+
+    from pose_utils.benchmark import run_entry
+
+    _, results = tiny_benchmark
+    assert results["models"]["cnn_lstm_tuned"]["keypoint_loss"] == 3.0  # on HDF5 data, with root and K
+    npy = tmp_path / "npy"
+    npy.mkdir()
+    for path in tiny_data_dir.glob("*.npy"):  # the course's four files only: no root, no intrinsics
+        shutil.copy(path, npy / path.name)
+    preset = get_preset("tiny")
+    record = run_entry("cnn_lstm_tuned", preset.entries()["cnn_lstm_tuned"], preset, npy, tmp_path,
+                       progress=False)
+    assert record["keypoint_loss"] == 0.0 and np.isfinite(record["mpjpe_mm"])
+    assert "without keypoint_loss" in capsys.readouterr().out
 
 
 def test_a_run_folder_with_another_configuration_is_refused(tiny_benchmark, tiny_data_dir, tmp_path):
