@@ -24,7 +24,8 @@ The steps, registered in `MODELS` (`build_model(name, ...)`):
 The CNN models see the frames at half resolution by default (`input_pool=2`: a quarter of the cost,
 no measured loss of accuracy on our data) and take training-time augmentation options: `color_jitter`
 (`ClipColorJitter`), `channel_shuffle` (`ClipChannelShuffle`), `zoom` and `shift` (`ClipZoom`); left/right
-flips come from `TrainConfig.flip_augment`. `cnn_lstm` takes `bidirectional`.
+flips come from `TrainConfig.flip_augment`. `cnn_lstm` takes `bidirectional`. `keypoint_model(model)`
+adds a training-only 2-D keypoint head to a CNN model (`TrainConfig.keypoint_loss`, docs/models.md).
 
 Every builder takes (frames, frame_size, **options) and returns a keras.Model mapping
 (B, frames, S, S, 3) float32 in [0, 1] to (B, frames, 17, 3) float32 in its target space. Apart from
