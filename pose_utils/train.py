@@ -388,6 +388,14 @@ def learning_rate(config: TrainConfig, steps_per_epoch: int):
     )
 
 
+def _smooth_mean_distance(d):
+    """Mean length of the vectors d (B, T, J, D) per clip, (B,): sqrt(|d|² + 1e-12), so the gradient is
+    finite at d = 0 where tf.norm's is NaN."""
+    import tensorflow as tf
+
+    return tf.reduce_mean(tf.sqrt(tf.reduce_sum(tf.square(d), axis=-1) + 1e-12), axis=[1, 2])
+
+
 class _Trainer:
     """The model, optimizer, compiled steps and checkpoint of one run, built inside the strategy scope."""
 
@@ -441,15 +449,14 @@ class _Trainer:
         import tensorflow as tf
 
         d = self.transform.inverse(tf.cast(pred, tf.float32)) - self.transform.inverse(y)
-        return tf.reduce_mean(tf.sqrt(tf.reduce_sum(tf.square(d), axis=-1) + 1e-12), axis=[1, 2])
+        return _smooth_mean_distance(d)
 
     @staticmethod
     def _keypoint_error(keypoints, points):
         """Per-clip mean 2-D distance (normalised image units, (B,)), smooth at 0 like `_smooth_mpjpe`."""
         import tensorflow as tf
 
-        d = tf.cast(points, tf.float32) - keypoints
-        return tf.reduce_mean(tf.sqrt(tf.reduce_sum(tf.square(d), axis=-1) + 1e-12), axis=[1, 2])
+        return _smooth_mean_distance(tf.cast(points, tf.float32) - keypoints)
 
     def _replica_train_step(self, x, y, w, keypoints=None):
         import tensorflow as tf
