@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import ConfigError, DataError
-from .keypoints import flip_keypoints, roll_keypoints
+from .keypoints import flip_keypoints, project_keypoints, roll_keypoints
 from .skeleton import JOINT_NAMES, NUM_FRAMES, NUM_JOINTS, ROOT, flip_left_right
 
 SPLITS = ("train", "valid")
@@ -286,7 +286,8 @@ class ClipStore:
     Attributes: path, layout ("npy" | "h5"), split, joints (N, 8, 17, 3) float32 metres, meta (per-clip
     arrays; empty for the npy layout), attrs (HDF5 file attributes), warnings (list of str), notes.
     `frames` is the on-disk (N, 8, H, W, 3) uint8 array (memmap or h5py dataset), which accepts sorted
-    integer indices; `read_frames` accepts any indices. A context manager; `close()` releases the file.
+    integer indices; `read_frames` accepts any indices (from memory after `cache_frames()`). `keypoints`
+    gives the 2-D labels (HDF5 layout). A context manager; `close()` releases the file.
 
     HDF5 and processes: the file is opened in this process; if the store is used in a forked child, it
     reopens the file there instead of sharing the parent's handle (h5py handles must never cross a fork).
@@ -403,8 +404,6 @@ class ClipStore:
                     f"intrinsics (the HDF5 datasets 'root' and 'intrinsics', written by make-data); this "
                     f"{self.layout} layout has no {' or '.join(repr(k) for k in missing)}"
                 )
-            from .keypoints import project_keypoints
-
             root = np.asarray(self.meta["root"], np.float64) * UNITS[self.units]
             try:
                 kp = project_keypoints(self.joints, root, self.meta["intrinsics"], self.frame_shape)
