@@ -221,7 +221,7 @@ def run_entry(name: str, recipe: Recipe, preset: Preset, data_dir: Path, out_dir
     from .evaluate import evaluate
     from .train import train
 
-    if recipe.keypoint_loss and not _has_keypoint_labels(data_dir):
+    if recipe.keypoint_loss and not _has_keypoint_labels(data_dir):  # before train() opens it again
         # The course's .npy files lack the pelvis positions and intrinsics the 2-D labels come from.
         print(f"{name}: {data_dir} has no 'root' and 'intrinsics' for 2-D keypoint labels; "
               "training it without keypoint_loss")
@@ -270,7 +270,7 @@ def _has_keypoint_labels(data_dir: Path) -> bool:
     from .data import open_split
 
     with open_split(data_dir, "train") as store:
-        return "root" in store.meta and "intrinsics" in store.meta
+        return store.has_keypoint_labels
 
 
 def mean_pose_entry(preset: Preset, data_dir: Path) -> dict:

@@ -45,6 +45,7 @@ MAX_PREFETCH = 4
 # ClipStore.cache_frames refuses to take more than this share of the memory the system has available.
 CACHE_MEMORY_SHARE = 0.5
 CACHE_CHUNK_CLIPS = 64  # clips read per step while caching (one progress-bar update each)
+KEYPOINT_META = ("root", "intrinsics")  # per-clip metadata the 2-D keypoint labels are projected with
 META_KEYS = ("subject", "action", "camera", "start_time", "speed", "mirrored", "root", "intrinsics")
 
 
@@ -392,13 +393,18 @@ class ClipStore:
         return height
 
     @property
+    def has_keypoint_labels(self) -> bool:
+        """Whether the split stores what `keypoints` projects with (KEYPOINT_META; the HDF5 layout)."""
+        return all(k in self.meta for k in KEYPOINT_META)
+
+    @property
     def keypoints(self) -> np.ndarray:
         """2-D keypoint labels (N, 8, 17, 2) float32, normalised image coordinates (`keypoints`): the
         projections of the 3-D labels with each clip's stored pelvis position and intrinsics. DataError
         for a layout without them (the course's .npy files)."""
         if self._keypoints is None:
-            missing = [k for k in ("root", "intrinsics") if k not in self.meta]
-            if missing:
+            if not self.has_keypoint_labels:
+                missing = [k for k in KEYPOINT_META if k not in self.meta]
                 raise DataError(
                     f"{self.path}: 2-D keypoint labels need each clip's pelvis position and camera "
                     f"intrinsics (the HDF5 datasets 'root' and 'intrinsics', written by make-data); this "

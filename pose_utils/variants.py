@@ -443,8 +443,7 @@ def keypoint_model(model):
         if not zoom.return_params:
             raise ConfigError(f"model {model.name!r} was built before its zoom layer reported its "
                               "parameters; build it anew for keypoint_loss")
-        points = ViewToFrame(dtype="float32", name="keypoints")(
-            [points, model.get_layer(zoom.name).output[1]])
+        points = ViewToFrame(dtype="float32", name="keypoints")([points, zoom.output[1]])
     return keras.Model(model.input, [model.output, points], name=f"{model.name}_with_keypoints")
 
 
