@@ -75,6 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--frame-size", type=_positive_int, default=None, help="override the preset's frame size")
     p.add_argument("--train-clips", type=_positive_int, default=None, help="override the preset's count")
     p.add_argument("--valid-clips", type=_positive_int, default=None, help="override the preset's count")
+    p.add_argument("--front-cues", action="store_true",
+                   help="give the humanoid hair, a nose and a shirt print: its front differs from its back")
 
     p = sub.add_parser("check-data", help="validate a dataset folder and print a summary")
     p.add_argument("data", help="folder with {train,valid}.h5 or the course's .npy files")

@@ -20,6 +20,7 @@ import multiprocessing as mp
 import os
 import shutil
 import sys
+import zlib
 from collections import deque
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -186,6 +187,28 @@ LINK_PARTS = {0: "trousers", 1: "shirt", 2: "skin", 3: "trousers", 4: "trousers"
               6: "shirt", 7: "forearm", 8: "skin", 9: "trousers", 10: "trousers", 11: "shoes",
               12: "shirt", 13: "forearm", 14: "skin"}
 BODY_LINKS = tuple(range(15))
+CHEST_LINK = 1
+
+# Front/back cues (`make-data --front-cues`): the humanoid's head is a plain sphere and its clothes are one
+# colour per part, so from many viewpoints its front and back look alike and a model confuses them
+# (docs/models.md). These visual-only spheres ride on a link, centres in the link's frame in URDF units
+# (+x is the body's front): hair over the back and top of the head (the head: radius 0.41 at
+# (0, 0.70, 0)), a nose, and a print on the shirt's front (the chest: radius 0.44 at (0, 0.48, 0)).
+FRONT_CUES = (  # (link, centre, radius, what)
+    (HEAD_LINK, (-0.10, 0.76, 0.0), 0.42, "hair"),
+    (HEAD_LINK, (0.40, 0.64, 0.0), 0.10, "nose"),
+    (CHEST_LINK, (0.24, 0.55, 0.0), 0.25, "print"),
+)
+HAIR_COLORS = ((0.08, 0.06, 0.05), (0.25, 0.15, 0.08), (0.55, 0.40, 0.20), (0.85, 0.75, 0.45),
+               (0.45, 0.18, 0.08))
+
+
+def cue_colors(subject: str) -> dict[str, tuple[float, float, float]]:
+    """The colours of a subject's front cues: hair from a fixed palette (by name, so no random draw of
+    the default data changes), a nose a shade darker than the skin, a print opposite to the shirt."""
+    info = SUBJECT_INFO[subject]
+    return {"hair": HAIR_COLORS[zlib.crc32(subject.encode()) % len(HAIR_COLORS)],
+            "nose": tuple(0.8 * c for c in info.skin), "print": tuple(1.0 - c for c in info.shirt)}
 
 
 @dataclass
@@ -230,9 +253,11 @@ def gl_projection(K: np.ndarray, size: int, near: float = 0.05, far: float = 100
 
 class Renderer:
     """One pybullet DIRECT client that renders clips; one per worker process. Bodies (one per subject,
-    scaled and coloured) are loaded on first use and parked far away while unused."""
+    scaled and coloured) are loaded on first use and parked far away while unused. `front_cues`: each
+    body also gets the FRONT_CUES spheres (separate visual-only bodies that follow their links)."""
 
-    def __init__(self, frame_size: int, motions: dict[str, mocap.Motion] | None = None):
+    def __init__(self, frame_size: int, motions: dict[str, mocap.Motion] | None = None,
+                 front_cues: bool = False):
         with _quiet_c_output():
             import pybullet
             import pybullet_data
@@ -244,6 +269,8 @@ class Renderer:
         pybullet.setAdditionalSearchPath(pybullet_data.getDataPath(), physicsClientId=self.client)
         self.bodies: dict[str, int] = {}
         self.active: str | None = None
+        self.front_cues = bool(front_cues)
+        self.cues: dict[str, list[tuple[int, int, np.ndarray]]] = {}  # subject -> (body id, link, centre m)
 
     def close(self) -> None:
         with contextlib.suppress(Exception):
@@ -268,12 +295,26 @@ class Renderer:
             for link, part in LINK_PARTS.items():
                 p.changeVisualShape(uid, link, rgbaColor=[*colors[part], 1.0], physicsClientId=cid)
             self.bodies[subject] = uid
+            if self.front_cues:
+                self.cues[subject] = self._add_cues(subject, BASE_SCALING * info.scale)
         if self.active != subject:
             if self.active is not None:
-                p.resetBasePositionAndOrientation(self.bodies[self.active], PARK, (0, 0, 0, 1),
-                                                  physicsClientId=cid)
+                for parked in (self.bodies[self.active], *(c[0] for c in self.cues.get(self.active, ()))):
+                    p.resetBasePositionAndOrientation(parked, PARK, (0, 0, 0, 1), physicsClientId=cid)
             self.active = subject
         return self.bodies[subject]
+
+    def _add_cues(self, subject: str, scale: float) -> list[tuple[int, int, np.ndarray]]:
+        """Create the subject's FRONT_CUES spheres, parked; returns (body id, link, centre in metres)."""
+        p, cid = self.p, self.client
+        colors, cues = cue_colors(subject), []
+        for link, centre, radius, what in FRONT_CUES:
+            shape = p.createVisualShape(p.GEOM_SPHERE, radius=radius * scale, rgbaColor=[*colors[what], 1.0],
+                                        physicsClientId=cid)
+            uid = p.createMultiBody(baseMass=0, baseVisualShapeIndex=shape, basePosition=PARK,
+                                    physicsClientId=cid)
+            cues.append((uid, link, np.asarray(centre) * scale))
+        return cues
 
     def pose(self, body: int, pose: mocap.Pose) -> None:
         """Put the body in `pose` (no simulation: positions are set directly)."""
@@ -281,6 +322,15 @@ class Renderer:
         p.resetBasePositionAndOrientation(body, pose.root_position.tolist(), pose.root_rotation.tolist(),
                                           physicsClientId=self.client)
         p.resetJointStatesMultiDof(body, *pose.joint_targets(), physicsClientId=self.client)
+        cues = self.cues.get(self.active, ())
+        if cues:
+            links = sorted({link for _, link, _ in cues})
+            states = dict(zip(links, p.getLinkStates(body, links, computeForwardKinematics=True,
+                                                     physicsClientId=self.client), strict=True))
+            for uid, link, centre in cues:
+                rot = np.reshape(p.getMatrixFromQuaternion(states[link][5]), (3, 3))
+                p.resetBasePositionAndOrientation(uid, (np.asarray(states[link][4]) + rot @ centre).tolist(),
+                                                  (0, 0, 0, 1), physicsClientId=self.client)
 
     def joints_world(self, body: int, scale: float) -> np.ndarray:
         """The 17 Human3.6M joints of the posed body, (17, 3) world metres."""
@@ -327,7 +377,10 @@ class Renderer:
             frame[:] = backdrop[:, columns]
             np.copyto(frame, rgba[:, columns, :3], where=on_body[:, columns, None])
             if mask is not None:  # link index + 1 of the body under each pixel, 0 off the body
-                mask[i] = np.where(on_body, seg >> 24, 0)[:, columns]
+                links = seg >> 24
+                for uid, link, _ in self.cues.get(spec.subject, ()):  # a cue counts as its link
+                    links[seg == uid] = link + 1
+                mask[i] = np.where(on_body, links, 0)[:, columns]
         cam = camera.world_to_camera(world, R, t)
         if spec.mirrored:
             cam = flip_left_right(cam, axis=0)
@@ -442,10 +495,10 @@ def _flush_c_stdio() -> None:
 
 
 def render_clips(seed: int, split: str, indices, frame_size: int, with_mask: bool = False,
-                 mirrored: bool | None = None) -> list[Clip]:
+                 mirrored: bool | None = None, front_cues: bool = False) -> list[Clip]:
     """Render clips in this process (tests, notebooks): the same clips make-data writes for that seed."""
     motions = mocap.load_motions()
-    with Renderer(frame_size, motions) as renderer:
+    with Renderer(frame_size, motions, front_cues) as renderer:
         return [renderer.render_clip(clip_spec(seed, split, int(i), motions, mirrored), with_mask)
                 for i in indices]
 
@@ -454,8 +507,8 @@ def render_clips(seed: int, split: str, indices, frame_size: int, with_mask: boo
 _WORKER: dict = {}
 
 
-def _worker_init(frame_size: int) -> None:
-    _WORKER["renderer"] = Renderer(frame_size)
+def _worker_init(frame_size: int, front_cues: bool) -> None:
+    _WORKER["renderer"] = Renderer(frame_size, front_cues=front_cues)
 
 
 def _worker_render(task: tuple[int, str, int, int]) -> dict:
@@ -553,6 +606,7 @@ class MakeDataConfig:
     frame_size: int
     train_clips: int
     valid_clips: int
+    front_cues: bool = False  # FRONT_CUES on the bodies
 
 
 def config_from_args(args) -> MakeDataConfig:
@@ -578,7 +632,8 @@ def config_from_args(args) -> MakeDataConfig:
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out}: exists and is not a folder")
-    return MakeDataConfig(out, args.preset, formats, int(args.seed), int(workers), int(size), *counts)
+    return MakeDataConfig(out, args.preset, formats, int(args.seed), int(workers), int(size), *counts,
+                          front_cues=bool(getattr(args, "front_cues", False)))
 
 
 def default_workers() -> int:
@@ -630,11 +685,12 @@ def generate(cfg: MakeDataConfig, progress: bool = True) -> dict:
         # Start the workers first: no pybullet client and no open HDF5 file exist in this process yet.
         if workers > 1:
             # spawn, not fork: the parent may hold threads (TensorFlow, h5py) that a fork would copy
-            pool = ProcessPoolExecutor(workers, mp.get_context("spawn"), _worker_init, (cfg.frame_size,))
+            pool = ProcessPoolExecutor(workers, mp.get_context("spawn"), _worker_init,
+                                       (cfg.frame_size, cfg.front_cues))
             stack.callback(pool.shutdown, wait=True, cancel_futures=True)
             results = _ordered_map(pool, _worker_render, tasks, window=4 * workers)
         else:
-            renderer = stack.enter_context(Renderer(cfg.frame_size, motions))
+            renderer = stack.enter_context(Renderer(cfg.frame_size, motions, cfg.front_cues))
             results = (_render_task(renderer, task) for task in tasks)
         writers = {}
         for split in SPLITS:
@@ -646,7 +702,8 @@ def generate(cfg: MakeDataConfig, progress: bool = True) -> dict:
                     files.append(name)
             attrs = {"joint_names": list(JOINT_NAMES), "units": "m", "coordinate_frame": COORDINATE_FRAME,
                      "fps": FPS, "generator_version": GENERATOR_VERSION, "seed": cfg.seed,
-                     "preset": cfg.preset, "split": split, "frame_size": cfg.frame_size}
+                     "preset": cfg.preset, "split": split, "frame_size": cfg.frame_size,
+                     "front_cues": cfg.front_cues}
             writers[split] = SplitWriter(split, counts[split], cfg.frame_size, paths, attrs)
             stack.callback(writers[split].close)
         sheet = stack.enter_context(atomic_path(cfg.out / "contact_sheet.png"))
@@ -728,7 +785,8 @@ def write_contact_sheet(path: Path, samples: dict, cfg: MakeDataConfig) -> None:
                 tag = f"{split} {clip['subject']} {clip['action']} c{clip['camera']}{flag}"
                 titles.append(tag if i == 0 else f"frame {i}")
     fig = contact_sheet(np.stack(frames), np.stack(joints_2d), titles=titles, ncols=9, panel_inches=1.8,
-                        suptitle=f"make-data preset={cfg.preset} seed={cfg.seed} ({cfg.frame_size} px, "
+                        suptitle=f"make-data preset={cfg.preset} seed={cfg.seed}"
+                                 f"{' front-cues' if cfg.front_cues else ''} ({cfg.frame_size} px, "
                                  f"{FPS:g} fps), frames 0, 3, 7 of each clip; labels projected with "
                                  "the stored intrinsics (blue left, red right); c = camera, M = mirrored")
     fig.savefig(path, format="png", dpi=100)

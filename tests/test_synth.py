@@ -62,7 +62,7 @@ def test_files_shapes_dtypes_and_attributes(tiny_data_dir):
         assert list(attrs["joint_names"]) == list(JOINT_NAMES)
         assert attrs["units"] == "m" and attrs["fps"] == synth.FPS and attrs["seed"] == 0
         assert attrs["preset"] == "tiny" and attrs["split"] == split and attrs["frame_size"] == 64
-        assert attrs["generator_version"] == synth.GENERATOR_VERSION
+        assert attrs["generator_version"] == synth.GENERATOR_VERSION and not attrs["front_cues"]
         assert "x right" in attrs["coordinate_frame"]
         # the course layout holds the same arrays and loads without pickle
         frames = np.load(tiny_data_dir / NPY[0].format(split), allow_pickle=False)
@@ -227,6 +227,38 @@ def test_left_labels_sit_on_the_pictured_persons_left_limbs(rendered, mirrored):
     # occlusion (a left wrist behind the right leg) makes a few disagree; swapped labels would flip this
     assert hits["agree"] > 10 * hits["disagree"], hits
     assert set(LEFT) == {4, 5, 6, 11, 12, 13} and set(RIGHT) == {1, 2, 3, 14, 15, 16}
+
+
+# ----------------------------------------------------------------------------- front/back cues
+def test_front_cues_change_only_head_and_chest_pixels_and_no_label():
+    plain = synth.render_clips(0, "valid", range(6), 64, with_mask=True)
+    cued = synth.render_clips(0, "valid", range(6), 64, with_mask=True, front_cues=True)
+    cue_links = {link + 1 for link, *_ in synth.FRONT_CUES}  # mask values: link index + 1
+    assert cue_links == {synth.HEAD_LINK + 1, synth.CHEST_LINK + 1}
+    for a, b in zip(plain, cued, strict=True):
+        np.testing.assert_array_equal(a.joints, b.joints)
+        np.testing.assert_array_equal(a.root, b.root)
+        np.testing.assert_array_equal(a.K, b.K)
+        changed = np.any(a.frames != b.frames, axis=-1)
+        assert changed.any(axis=(1, 2)).all(), b.spec  # the cues are in view in every frame
+        # every changed pixel shows a cue, which the mask counts as the link it rides on
+        assert np.isin(b.mask[changed], list(cue_links)).all(), b.spec
+
+
+def test_make_data_front_cues_flag(tiny_data_dir, tmp_path):
+    out = tmp_path / "cues"
+    assert main(["make-data", "--out", str(out), "--preset", "tiny", "--format", "h5", "--front-cues",
+                 "--workers", "2", "--train-clips", "4", "--valid-clips", "2"]) == 0
+    data, attrs, *_ = read_h5(out, "train")
+    plain, *_ = read_h5(tiny_data_dir, "train")
+    assert attrs["front_cues"]
+    np.testing.assert_array_equal(data["joints"], plain["joints"][:4])
+    assert not np.array_equal(data["frames"], plain["frames"][:4])
+    # each subject's cue colours: hair from the palette, a nose darker than the skin, a print unlike the shirt
+    for name, info in synth.SUBJECT_INFO.items():
+        colors = synth.cue_colors(name)
+        assert colors["hair"] in synth.HAIR_COLORS and colors == synth.cue_colors(name)
+        assert sum(colors["nose"]) < sum(info.skin) and colors["print"] != info.shirt
 
 
 # ----------------------------------------------------------------------------- determinism, atomicity, errors
