@@ -358,7 +358,9 @@ class ClipStore:
             self._h5.close()
         if self._raw is not None:
             self._raw.close()
-        self._h5 = self._memmap = self._raw = None
+        # The frame cache goes too: tf.data may keep this store alive after training (its reader is
+        # registered with TensorFlow), and a benchmark trains one model after another in one process.
+        self._h5 = self._memmap = self._raw = self._cache = None
         self._closed = True
 
     def __enter__(self):

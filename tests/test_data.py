@@ -642,6 +642,20 @@ def test_cached_frames_stream_exactly_what_the_file_gives(layout, tmp_path):
         np.testing.assert_array_equal(a, b)
 
 
+def test_closing_a_store_frees_its_frame_cache_even_if_the_store_lives_on(npy_dir):
+    import gc
+    import weakref
+
+    # tf.data keeps a store alive after training; the benchmark then trains the next model in the same
+    # process, and a cache that outlived its run made the second one refuse to cache (measured: `full`).
+    store = open_split(npy_dir, "train")
+    store.cache_frames(progress=False)
+    cache = weakref.ref(store._cache)
+    store.close()
+    gc.collect()
+    assert cache() is None
+
+
 def test_caching_more_frames_than_memory_allows_is_a_plain_error(npy_dir, monkeypatch):
     import pose_utils.data as data
 
