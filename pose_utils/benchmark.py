@@ -153,7 +153,7 @@ def render_data(preset: Preset, folder: Path, progress: bool = True) -> Path:
     if _dataset_ready(folder):
         return folder
     args = SimpleNamespace(out=str(folder), preset=preset.data_preset, format="h5", seed=0, workers=None,
-                           frame_size=None, train_clips=None, valid_clips=None)
+                           frame_size=None, train_clips=None, valid_clips=None, front_cues=False)
     synth.generate(synth.config_from_args(args), progress=progress)
     return folder
 

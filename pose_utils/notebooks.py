@@ -390,7 +390,7 @@ def ensure_data(data_dir: str | os.PathLike, preset: str = "tiny", seed: int = 0
     tmp = Path(tempfile.mkdtemp(prefix=f".{data_dir.name}.", dir=data_dir.parent))
     try:
         flags = SimpleNamespace(out=tmp, preset=preset, format="h5", seed=seed, workers=None, frame_size=None,
-                                train_clips=None, valid_clips=None)
+                                train_clips=None, valid_clips=None, front_cues=False)
         synth.generate(synth.config_from_args(flags), progress=progress)
         _flush_c_stdio()  # pybullet's C printf ("build time") belongs to this cell's output, not a later one
         os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes it private; a dataset folder is an ordinary one

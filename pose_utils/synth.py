@@ -199,6 +199,7 @@ FRONT_CUES = (  # (link, centre, radius, what)
     (HEAD_LINK, (0.40, 0.64, 0.0), 0.10, "nose"),
     (CHEST_LINK, (0.24, 0.55, 0.0), 0.25, "print"),
 )
+CUE_LINKS = sorted({link for link, *_ in FRONT_CUES})
 HAIR_COLORS = ((0.08, 0.06, 0.05), (0.25, 0.15, 0.08), (0.55, 0.40, 0.20), (0.85, 0.75, 0.45),
                (0.45, 0.18, 0.08))
 
@@ -324,12 +325,10 @@ class Renderer:
         p.resetJointStatesMultiDof(body, *pose.joint_targets(), physicsClientId=self.client)
         cues = self.cues.get(self.active, ())
         if cues:
-            links = sorted({link for _, link, _ in cues})
-            states = dict(zip(links, p.getLinkStates(body, links, computeForwardKinematics=True,
-                                                     physicsClientId=self.client), strict=True))
+            states = dict(zip(CUE_LINKS, p.getLinkStates(body, CUE_LINKS, computeForwardKinematics=True,
+                                                         physicsClientId=self.client), strict=True))
             for uid, link, centre in cues:
-                rot = np.reshape(p.getMatrixFromQuaternion(states[link][5]), (3, 3))
-                p.resetBasePositionAndOrientation(uid, (np.asarray(states[link][4]) + rot @ centre).tolist(),
+                p.resetBasePositionAndOrientation(uid, self._on_link(states[link], centre).tolist(),
                                                   (0, 0, 0, 1), physicsClientId=self.client)
 
     def joints_world(self, body: int, scale: float) -> np.ndarray:
@@ -342,11 +341,14 @@ class Renderer:
         for j, link in enumerate(JOINT_LINKS):
             if link is not None and link >= 0:
                 out[j] = states[link][4]  # link frame origin = joint centre ([0] is the centre of mass)
-        head_pos, head_rot = np.asarray(states[HEAD_LINK][4]), states[HEAD_LINK][5]
-        rot = np.reshape(p.getMatrixFromQuaternion(head_rot), (3, 3))
         for j, local in HEAD_POINTS.items():
-            out[j] = head_pos + rot @ (np.asarray(local) * BASE_SCALING * scale)
+            out[j] = self._on_link(states[HEAD_LINK], np.asarray(local) * BASE_SCALING * scale)
         return out
+
+    def _on_link(self, state, local: np.ndarray) -> np.ndarray:
+        """World position of a point fixed in a link's frame: state from getLinkState(s), local in metres."""
+        rot = np.reshape(self.p.getMatrixFromQuaternion(state[5]), (3, 3))
+        return np.asarray(state[4]) + rot @ local
 
     def render_clip(self, spec: ClipSpec, with_mask: bool = False) -> Clip:
         """Pose, frame, render and label one clip; `with_mask` also returns the body's link mask."""
@@ -633,7 +635,7 @@ def config_from_args(args) -> MakeDataConfig:
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out}: exists and is not a folder")
     return MakeDataConfig(out, args.preset, formats, int(args.seed), int(workers), int(size), *counts,
-                          front_cues=bool(getattr(args, "front_cues", False)))
+                          front_cues=bool(args.front_cues))
 
 
 def default_workers() -> int:
