@@ -10,18 +10,21 @@ STAMP := $(VENV)/.installed-stamp
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export MPLBACKEND ?= agg
 
-.PHONY: demo test lint lab data clean help
+.PHONY: demo test test-fast lint lab data clean help
 
 help:
 	@echo "make demo   render the embedded dataset, run the notebooks end to end into outputs/"
 	@echo "make test   run every test (pytest + nbval on the notebooks)"
+	@echo "make test-fast  the tests without the notebook runs (marked slow)"
 	@echo "make lint   ruff"
 	@echo "make lab    open JupyterLab on notebooks/ with the project's environment"
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml pose_utils/runtime.py
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip 2>&1 | { grep -v "^WARNING: Location" || true; }
 	$(BIN)/python -m pip install --quiet -e ".[dev]" 2>&1 | { grep -v "^WARNING: Location" || true; }
+	@# oneDNN on for every process of the environment, whatever it imports first (pose_utils/runtime.py)
+	@$(BIN)/python -m pose_utils.runtime >/dev/null
 	@$(BIN)/python -c "import pose_utils, tensorflow, pybullet, papermill, nbval" || { echo "installation into $(VENV) is incomplete"; exit 1; }
 	@touch $(STAMP)
 
@@ -37,6 +40,10 @@ demo: $(STAMP) data/small/train.h5
 
 test: $(STAMP)
 	$(BIN)/python -m pytest tests notebooks --nbval-lax --nbval-current-env -p no:cacheprovider
+
+# The inner loop: every test but those that execute the notebooks (pytest marker `slow`).
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest tests -m "not slow" -p no:cacheprovider
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

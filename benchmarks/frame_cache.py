@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 def _worker(data: str, cache: bool, epochs: int) -> dict:
     from pose_utils.benchmark import _train_config, get_preset
-    from pose_utils.train import train
+    from pose_utils.training import train
 
     preset = get_preset("quick")
     recipe = preset.entries()["cnn_lstm_tuned"]

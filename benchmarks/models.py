@@ -4,7 +4,7 @@
     python benchmarks/models.py --size 112 --batch 16 --repeats 10
 
 For each model: parameters, seconds per compiled training step (GradientTape → Adam.apply, MSE on
-random targets, the step `pose_utils.train` runs; tracing and two warm-up steps excluded), clips per
+random targets, the step `pose_utils.training` runs; tracing and two warm-up steps excluded), clips per
 second, seconds per forward pass, and the ratio of its step time to the seed's. The models run one
 after the other on the same machine, so other load affects all of them: compare the ratios, and
 rerun when the machine is busy. Random data is enough here: the cost of a step does not depend on the

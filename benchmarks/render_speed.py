@@ -5,7 +5,7 @@ Three measurements in one run, same frame size, so their ratios mean something o
 1. bare: one pybullet DIRECT client poses the humanoid (resetBasePositionAndOrientation +
    resetJointStatesMultiDof) and calls getCameraImage(ER_TINY_RENDERER) with the generator's own
    poses, cameras and lighting for the same clips (precomputed), so it draws the same pixels; nothing else.
-2. generator, in-process: synth.Renderer.render_clip for the same number of frames on one core (posing,
+2. generator, in-process: render.Renderer.render_clip for the same number of frames on one core (posing,
    joint read-out, camera framing, background, compositing, mirroring).
 3. make-data end to end for a preset (spawned workers, .npy memmaps, lzf HDF5, contact sheet), timed
    from the command's start to its last rename, with the on-disk size of every file it wrote.
@@ -30,34 +30,35 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pose_utils import camera, mocap, synth  # noqa: E402
-from pose_utils.cli import build_parser  # noqa: E402
+from pose_utils import camera  # noqa: E402
+from pose_utils.dataset import make_config, make_data, mocap, render, scene  # noqa: E402
+from pose_utils.skeleton import NUM_FRAMES  # noqa: E402
 
 
-def prepare(renderer: synth.Renderer, specs: list[synth.ClipSpec]) -> list[tuple]:
+def prepare(renderer: render.Renderer, specs: list[scene.ClipSpec]) -> list[tuple]:
     """What the bare loop needs to draw exactly the generator's pictures: per clip the subject, the 8
     poses, the view and projection matrices and the lighting arguments (computed outside the timing)."""
     p, size = renderer.p, renderer.size
     prepared = []
     for spec in specs:
-        info = synth.SUBJECT_INFO[spec.subject]
+        info = scene.SUBJECT_INFO[spec.subject]
         body = renderer.body(spec.subject)
         poses = [q.transformed(yaw=spec.yaw, scale=info.scale)
-                 for q in renderer.motions[spec.action].sample(spec.start_time, synth.NUM_FRAMES, synth.FPS,
+                 for q in renderer.motions[spec.action].sample(spec.start_time, NUM_FRAMES, scene.FPS,
                                                                spec.speed)]
         world = []
         for q in poses:
             renderer.pose(body, q)
             world.append(renderer.joints_world(body, info.scale))
-        R, t, K = synth.frame_camera(np.stack(world), info, spec, size)
-        proj = synth.gl_projection(K, size)
-        light = synth.camera_image_kwargs(p, spec)
+        R, t, K = scene.frame_camera(np.stack(world), info, spec, size)
+        proj = render.gl_projection(K, size)
+        light = render.camera_image_kwargs(p, spec)
         targets = [(q.root_position.tolist(), q.root_rotation.tolist(), *q.joint_targets()) for q in poses]
         prepared.append((spec.subject, targets, camera.gl_view_matrix(R, t), proj, light))
     return prepared
 
 
-def bare_loop(renderer: synth.Renderer, prepared: list[tuple]) -> float:
+def bare_loop(renderer: render.Renderer, prepared: list[tuple]) -> float:
     """Seconds for pose + getCameraImage of every prepared frame, nothing else."""
     p, cid, size = renderer.p, renderer.client, renderer.size
     start = time.process_time()
@@ -70,8 +71,8 @@ def bare_loop(renderer: synth.Renderer, prepared: list[tuple]) -> float:
     return time.process_time() - start
 
 
-def generator_loop(renderer: synth.Renderer, specs: list[synth.ClipSpec]) -> float:
-    """Seconds for synth.Renderer.render_clip of every clip (labels, framing, background, compositing)."""
+def generator_loop(renderer: render.Renderer, specs: list[scene.ClipSpec]) -> float:
+    """Seconds for render.Renderer.render_clip of every clip (labels, framing, background, compositing)."""
     start = time.process_time()
     for spec in specs:
         renderer.render_clip(spec)
@@ -80,13 +81,10 @@ def generator_loop(renderer: synth.Renderer, specs: list[synth.ClipSpec]) -> flo
 
 def end_to_end(preset: str, workers: int | None, size: int | None, root: str | None, keep: bool) -> None:
     out = Path(tempfile.mkdtemp(prefix=f"make-data-{preset}-", dir=root))
-    argv = ["make-data", "--out", str(out), "--preset", preset, "--format", "both"]
-    argv += ["--workers", str(workers)] if workers else []
-    argv += ["--frame-size", str(size)] if size else []
     try:
-        cfg = synth.config_from_args(build_parser().parse_args(argv))
-        summary = synth.generate(cfg)
-        frames = sum(summary["clips"].values()) * synth.NUM_FRAMES
+        cfg = make_config(out, preset=preset, format="both", workers=workers, frame_size=size)
+        summary = make_data(cfg)
+        frames = sum(summary["clips"].values()) * NUM_FRAMES
         cpu = summary["cpu_seconds"]
         print(f"make-data --preset {preset} ({cfg.frame_size} px, {summary['workers']} workers): "
               f"{summary['seconds']:.1f} s wall, {frames / summary['seconds']:.0f} frames/s; CPU seconds: "
@@ -120,12 +118,12 @@ def main() -> None:
     args = parser.parse_args()
     os.environ.setdefault("TQDM_DISABLE", "1")
 
-    frames = args.clips * synth.NUM_FRAMES
+    frames = args.clips * NUM_FRAMES
     print(f"{args.frame_size}x{args.frame_size} frames, {frames} per loop, {os.cpu_count()} CPUs, "
           f"load average {os.getloadavg()[0]:.1f}")
     motions = mocap.load_motions()
-    specs = [synth.clip_spec(0, "train", i, motions) for i in range(args.clips)]
-    with synth.Renderer(args.frame_size, motions) as renderer:
+    specs = [scene.clip_spec(0, "train", i, motions) for i in range(args.clips)]
+    with render.Renderer(args.frame_size, motions) as renderer:
         prepared = prepare(renderer, specs)  # also loads every subject's body
         # Interleave the two and keep each one's best round: other processes' load comes and goes.
         bare = min(bare_loop(renderer, prepared) for _ in range(args.rounds)) / frames

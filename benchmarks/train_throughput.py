@@ -1,7 +1,13 @@
-"""Training throughput: the report's recipe as written vs `pose_utils.train`, side by side on the same data.
+"""Training throughput: the report's recipe as written vs `pose_utils.training`, side by side, same data.
 
     python benchmarks/train_throughput.py --data /tmp/small            # the ratio at batch 5, float32
-    python benchmarks/train_throughput.py --data /tmp/small --sweep    # + batch sizes, bf16, XLA
+    python benchmarks/train_throughput.py --data /tmp/small --sweep    # + batch sizes, bf16, XLA, threads
+    python benchmarks/train_throughput.py --data /tmp/small --interleaved 6   # single steps, one process
+
+The reference is the report's loop as a student runs it: TensorFlow's own defaults (`import tensorflow`
+with no settings; on CPUs without AVX-512 VNNI/BF16 or AMX that means no oneDNN). The same loop then runs
+under our settings (`pose_utils.runtime`: oneDNN on), and `pose_utils.training.train` under ours, so the
+gain from the settings and the gain from the engine are each visible. Every line says whether oneDNN was on.
 
 The report's recipe: every training clip loaded into memory as float32 and fed through
 `tf.data.Dataset.from_tensor_slices(...).shuffle(...).batch(5)` to an eager `tf.GradientTape` loop
@@ -28,14 +34,21 @@ import tempfile
 import time
 from pathlib import Path
 
+import pose_utils  # noqa: F401  (TensorFlow's CPU settings, before any worker imports TensorFlow)
+
 BASELINE = {
     "recipe": "report",
     "batch_size": 5,
     "precision": "float32",
     "jit_compile": False,
     "learning_rate": 1e-4,
+    "tf_defaults": False,  # True: TensorFlow's own settings, as a student's plain script gets them
+    "threads": None,  # [intra_op, inter_op] thread counts; None: TensorFlow's choice (all cores)
 }
+STUDENT = {**BASELINE, "tf_defaults": True}
 SWEEP = [
+    {**BASELINE, "recipe": "pose_utils", "threads": [2, 1]},
+    {**BASELINE, "recipe": "pose_utils", "threads": [1, 1]},
     {**BASELINE, "recipe": "pose_utils", "jit_compile": True},
     {**BASELINE, "recipe": "pose_utils", "precision": "mixed_bfloat16"},
     {**BASELINE, "recipe": "pose_utils", "batch_size": 10},
@@ -51,12 +64,12 @@ def _report_recipe(spec: dict, data: str, n_train: int, n_valid: int, epochs: in
     import numpy as np
     import tensorflow as tf
 
-    from pose_utils.data import open_split
+    from pose_utils.data import open_split, subset
     from pose_utils.models import build_model, model_spec
-    from pose_utils.train import subset
     from pose_utils.transforms import fit_transform
 
     start = time.perf_counter()
+    _set_threads(spec)
     keras.utils.set_random_seed(seed)
     with open_split(data, "train") as train_store, open_split(data, "valid") as valid_store:
         ti, vi = subset(len(train_store), n_train), subset(len(valid_store), n_valid)
@@ -92,9 +105,10 @@ def _report_recipe(spec: dict, data: str, n_train: int, n_valid: int, epochs: in
 
 
 def _pose_utils_recipe(spec: dict, data: str, n_train: int, n_valid: int, epochs: int, seed: int) -> dict:
-    from pose_utils.train import TrainConfig, train
+    from pose_utils.training import TrainConfig, train
 
     start = time.perf_counter()
+    _set_threads(spec)
     config = TrainConfig(
         epochs=epochs,
         batch_size=spec["batch_size"],
@@ -111,12 +125,23 @@ def _pose_utils_recipe(spec: dict, data: str, n_train: int, n_valid: int, epochs
     return _summary(spec, n_train, train_seconds, history["val_mpjpe"], time.perf_counter() - start)
 
 
+def _set_threads(spec: dict) -> None:
+    if spec.get("threads"):
+        import tensorflow as tf
+
+        tf.config.threading.set_intra_op_parallelism_threads(spec["threads"][0])
+        tf.config.threading.set_inter_op_parallelism_threads(spec["threads"][1])
+
+
 def _summary(spec, clips, train_seconds, val_mpjpe, total) -> dict:
+    from pose_utils.runtime import onednn_enabled
+
     steady = train_seconds[1:] or train_seconds
     # Other processes on the machine slow every recipe: the 1-minute load average says how busy it was.
     return {
         **spec,
         "load_average": os.getloadavg()[0],
+        "onednn": onednn_enabled(),
         "clips": clips,
         "clips_per_second": clips * len(steady) / sum(steady),
         "first_epoch_seconds": train_seconds[0],
@@ -143,7 +168,12 @@ def _run_worker(spec: dict, args) -> dict:
         "--seed",
         str(args.seed),
     ]
+    from pose_utils import runtime
+
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "TQDM_DISABLE": "1"}
+    if spec.get("tf_defaults"):  # what `import tensorflow` gives a plain script
+        env.pop(runtime.ONEDNN_VAR, None)
+        env[runtime.KEEP_DEFAULTS_VAR] = "1"
     done = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if done.returncode != 0:
         raise SystemExit(f"recipe {spec} failed:\n{done.stderr[-3000:]}")
@@ -152,6 +182,9 @@ def _run_worker(spec: dict, args) -> dict:
 
 def _parse_recipe(text: str) -> dict:
     parts = text.strip().split("/")
+    recipe = parts[0]
+    if recipe == "student":  # the report's loop under TensorFlow's defaults
+        parts[0] = "report"
     lr = 1e-4
     if parts[-1].startswith("lr="):
         lr = float(parts.pop()[3:])
@@ -160,6 +193,8 @@ def _parse_recipe(text: str) -> dict:
     if parts[0] == "report" and (parts[2:] != ["float32"] or lr != 1e-4):
         raise SystemExit(f"--recipes: the report's recipe is float32, lr 1e-4, without XLA; got {text!r}")
     return {
+        **BASELINE,
+        "tf_defaults": recipe == "student",
         "recipe": parts[0],
         "batch_size": int(parts[1]),
         "precision": parts[2],
@@ -171,14 +206,40 @@ def _parse_recipe(text: str) -> dict:
 def _label(r: dict) -> str:
     xla = " XLA" if r["jit_compile"] else ""
     xla += f" lr {r['learning_rate']:g}" if r["learning_rate"] != 1e-4 else ""
-    return f"{r['recipe']:<10} batch {r['batch_size']:>2} {r['precision']}{xla}"
+    xla += " threads {}/{}".format(*r["threads"]) if r.get("threads") else ""
+    settings = "TF defaults" if r.get("tf_defaults") else "ours"
+    onednn = "on" if r.get("onednn") else "off"
+    return f"{r['recipe']:<10} ({settings}, oneDNN {onednn}) batch {r['batch_size']:>2} {r['precision']}{xla}"
+
+
+def _seed_written_otherwise(frame_size: int, time_distributed: bool = False, stock_lstm: bool = False):
+    """The seed with its first layer as TimeDistributed(Conv2D) instead of Conv3D(32, (1, 5, 5)), or with
+    Keras's stock LSTM instead of `models.layers.BatchedLSTM`: the same function and weights' shapes,
+    other kernels (the choices models.seed.build_seed makes)."""
+    import keras
+    from keras import layers
+
+    from pose_utils.models.layers import BatchedLSTM
+    from pose_utils.models.seed import SEED_FILTERS, SEED_KERNEL, SEED_LSTM_UNITS, SEED_POOL
+
+    inputs = keras.Input((8, frame_size, frame_size, 3))
+    if time_distributed:
+        x = layers.TimeDistributed(layers.Conv2D(SEED_FILTERS, SEED_KERNEL, activation="relu"))(inputs)
+    else:
+        x = layers.Conv3D(SEED_FILTERS, (1, SEED_KERNEL, SEED_KERNEL), activation="relu")(inputs)
+    x = layers.MaxPool3D(pool_size=SEED_POOL, strides=SEED_POOL)(x)
+    x = layers.Reshape((8, -1))(x)
+    x = (layers.LSTM if stock_lstm else BatchedLSTM)(SEED_LSTM_UNITS, return_sequences=True)(x)
+    x = layers.Dense(51, activation="sigmoid", dtype="float32")(x)
+    return keras.Model(inputs, layers.Reshape((8, 17, 3), dtype="float32")(x))
 
 
 def interleaved_steps(data: str, rounds: int, seed: int) -> list[dict]:
     """Training steps only, in ONE process, variants taken in turn: a load-robust side-by-side ratio.
 
     Variants: the report's eager step (batch 5, float32) and the compiled step at batch 5 / 10 in float32
-    and mixed_bfloat16, all on the same in-memory clips. Each round runs one step of every variant, so a
+    and mixed_bfloat16, with XLA, with the first layer as TimeDistributed(Conv2D) and with Keras's stock
+    LSTM, all on the same in-memory clips. Each round runs one step of every variant, so a
     change in machine load hits all of them alike; the median seconds per step is reported.
     """
     import keras
@@ -187,7 +248,7 @@ def interleaved_steps(data: str, rounds: int, seed: int) -> list[dict]:
 
     from pose_utils.data import open_split
     from pose_utils.models import build_model
-    from pose_utils.train import precision_policy
+    from pose_utils.training.distribute import precision_policy
     from pose_utils.transforms import fit_transform
 
     tf.get_logger().setLevel("ERROR")  # one trace per variant is expected, not a retracing problem
@@ -199,6 +260,9 @@ def interleaved_steps(data: str, rounds: int, seed: int) -> list[dict]:
     for name, batch, precision, compiled in (
         ("report eager", 5, "float32", False),
         ("compiled", 5, "float32", True),
+        ("compiled XLA", 5, "float32", "xla"),
+        ("compiled TimeDistributed(Conv2D)", 5, "float32", True),
+        ("compiled stock keras LSTM", 5, "float32", True),
         ("compiled", 5, "mixed_bfloat16", True),
         ("compiled", 10, "float32", True),
         ("compiled", 10, "mixed_bfloat16", True),
@@ -206,7 +270,10 @@ def interleaved_steps(data: str, rounds: int, seed: int) -> list[dict]:
     ):
         keras.utils.set_random_seed(seed)
         with precision_policy(precision):
-            model = build_model("seed", frame_size=size)
+            if "TimeDistributed" in name or "stock" in name:
+                model = _seed_written_otherwise(size, "TimeDistributed" in name, "stock" in name)
+            else:
+                model = build_model("seed", frame_size=size)
         optimizer = keras.optimizers.Adam(1e-4)
 
         def step(xb, yb, model=model, optimizer=optimizer):
@@ -216,7 +283,7 @@ def interleaved_steps(data: str, rounds: int, seed: int) -> list[dict]:
             optimizer.apply_gradients(zip(grads, model.trainable_variables, strict=True))
             return loss
 
-        fn = tf.function(step) if compiled else step
+        fn = tf.function(step, jit_compile=compiled == "xla" or None) if compiled else step
         xb, yb = tf.constant(x[:batch]), tf.constant(y[:batch])
         float(fn(xb, yb))  # build the optimizer and trace outside the timing
         variants.append(
@@ -254,8 +321,9 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--recipes",
         default=None,
-        help="instead of the default list: comma-separated RECIPE/BATCH/PRECISION[/xla], "
-        "e.g. report/5/float32,pose_utils/10/mixed_bfloat16 (the first is the reference)",
+        help="instead of the default list: comma-separated RECIPE/BATCH/PRECISION[/xla], RECIPE one of "
+        "student (the report's loop, TF defaults), report (the same loop, our settings), pose_utils; "
+        "e.g. student/5/float32,pose_utils/10/mixed_bfloat16 (the first is the reference)",
     )
     parser.add_argument("--out", default=None, help="write the results here as JSON")
     parser.add_argument(
@@ -276,7 +344,9 @@ def main(argv=None) -> int:
                 f"{r['clips_per_second']:6.2f} clips/s "
                 f"(x{r['clips_per_second'] / results[0]['clips_per_second']:.2f})"
             )
-        print(f"load average {os.getloadavg()[0]:.1f}")
+        from pose_utils.runtime import onednn_enabled
+
+        print(f"load average {os.getloadavg()[0]:.1f}, oneDNN {'on' if onednn_enabled() else 'off'}")
         if args.out:
             Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
         return 0
@@ -286,7 +356,7 @@ def main(argv=None) -> int:
         print(json.dumps(run(spec, args.data, args.train_clips, args.valid_clips, args.epochs, args.seed)))
         return 0
 
-    specs = [BASELINE, {**BASELINE, "recipe": "pose_utils"}] + (SWEEP if args.sweep else [])
+    specs = [STUDENT, BASELINE, {**BASELINE, "recipe": "pose_utils"}] + (SWEEP if args.sweep else [])
     if args.recipes:
         specs = [_parse_recipe(text) for text in args.recipes.split(",")]
     print(

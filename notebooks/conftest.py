@@ -3,11 +3,25 @@
 - stderr is never compared: TensorFlow and absl write start-up lines to stderr before logging is
   configured; they appear in notebooks saved by JupyterLab or papermill but not in nbval's own run.
 - Widget views, HTML and JavaScript (tqdm bars, ipywidgets, animations) and the values a notebook records
-  for the runner (pose_utils.notebooks.RECORD_MIME) are not compared either; PNG images never are.
+  for the runner (pose_utils.course.RECORD_MIME) are not compared either; PNG images never are.
 Only cells marked `# NBVAL_CHECK_OUTPUT` are compared in lax mode; their stored outputs are plain text.
+
+Each notebook executes once in `make test` (`pytest tests notebooks --nbval-lax ...`): tests/test_notebooks.py
+runs the five with papermill first and leaves its executed copies on the session's config
+(pose_utils.course.nbval.SESSION_EXECUTED). nbval's items for a notebook that session already executed
+check that copy instead of starting a kernel: every cell ran without an error, and each checked cell's
+outputs equal the stored ones by nbval's own comparison and the rules above. Run on their own (graders,
+a student's folder), nbval executes every notebook itself as usual.
 """
 
+import copy
 import os
+from pathlib import Path
+
+import pytest
+
+from pose_utils.course.nbval import SESSION_EXECUTED
+from pose_utils.course.records import RECORD_MIME
 
 # Quiet TensorFlow's C++ logging and tqdm in the kernels nbval starts (they inherit this environment).
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -19,13 +33,60 @@ SKIP_COMPARE = (
     "text/html",
     "application/javascript",
     "application/vnd.jupyter.widget-view+json",
-    "application/vnd.pose-utils.record+json",
+    RECORD_MIME,
 )
 
 
 def pytest_collectstart(collector):
-    """Add our skips to every notebook nbval collects (its IPyNbFile collector has `skip_compare`)."""
+    """Add our skips to every notebook nbval collects (its IPyNbFile collector has `skip_compare`), and
+    let it read the session's executed copy of the notebook where there is one."""
     if hasattr(collector, "skip_compare"):
         collector.skip_compare = tuple(collector.skip_compare) + tuple(
             k for k in SKIP_COMPARE if k not in collector.skip_compare
         )
+        start_kernel = collector.setup
+
+        def setup():
+            copies = getattr(collector.config, SESSION_EXECUTED, {})
+            executed = copies.get(str(Path(collector.path).resolve()))
+            if executed is None:
+                return start_kernel()
+            import nbformat
+
+            collector.executed_cells = {c.get("id"): c for c in nbformat.read(executed, as_version=4).cells}
+
+        collector.setup = setup
+
+
+def pytest_itemcollected(item):
+    """A cell of a notebook the session already executed is checked on that execution (see above)."""
+    if hasattr(item, "cell") and hasattr(item, "compare_outputs"):
+        run_in_kernel = item.runtest
+
+        def runtest():
+            return _check_executed(item) if hasattr(item.parent, "executed_cells") else run_in_kernel()
+
+        item.runtest = runtest
+
+
+def _check_executed(item):
+    """What nbval's IPyNbCell.runtest checks once the kernel has answered, on the executed cell's outputs."""
+    import nbformat
+    from nbval.plugin import coalesce_streams
+
+    if item.options["skip"]:
+        pytest.skip()
+    ran = item.parent.executed_cells.get(item.cell.get("id"))
+    if ran is None:
+        item.raise_cell_error(f"the session's executed copy has no cell with id {item.cell.get('id')!r}")
+    outs = [nbformat.from_dict(copy.deepcopy(dict(o))) for o in ran.get("outputs", [])]
+    errors = [o for o in outs if o.output_type == "error"]
+    if errors and not item.options["check_exception"]:
+        item.raise_cell_error("Cell execution caused an exception", "\n" + "\n".join(errors[0].traceback))
+    outs = coalesce_streams(outs)
+    unrun = item.cell.execution_count is None
+    if unrun and item.cell.outputs:
+        item.raise_cell_error("Unrun reference cell has outputs")
+    if item.options["check"] and not unrun:
+        if not item.compare_outputs(outs, coalesce_streams(item.cell.outputs)):
+            item.raise_cell_error("Cell outputs differ", "\n".join(item.comparison_traceback))

@@ -2,10 +2,15 @@
 model.
 
 Light imports only: TensorFlow loads when a model is built or trained, not on `import pose_utils`.
+`runtime.apply()` runs first because TensorFlow reads its CPU settings once, when it is imported.
 """
 
-from .models import available_models, build_model
-from .skeleton import H36M, JOINT_NAMES, LEFT, PARENTS, RIGHT
+from . import runtime
+
+runtime.apply()
+
+from .models import available_models, build_model  # noqa: E402
+from .skeleton import H36M, JOINT_NAMES, LEFT, PARENTS, RIGHT  # noqa: E402
 
 __version__ = "0.1.0"
 __all__ = [

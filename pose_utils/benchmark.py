@@ -20,15 +20,13 @@ resume after an interruption.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import os
 import platform
 import shutil
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 
@@ -43,19 +41,20 @@ SEED = "seed"
 
 @dataclass(frozen=True)
 class Recipe:
-    """How one entry is trained: a registered model and the TrainConfig values that differ per entry."""
+    """How one entry is trained and evaluated: `train`, the TrainConfig values that differ per entry
+    (TrainConfig checks them; the rest keep its defaults, the report's recipe), and `flip_test`, whether
+    its evaluation averages test-time flips (`evaluate.predict`)."""
 
-    model: str
-    epochs: int
-    learning_rate: float
-    batch_size: int = 5
-    flip_augment: bool = False
-    model_options: dict = field(default_factory=dict)
-    lr_schedule: str = "constant"
-    roll_augment: float = 0.0
-    loss: str = "mse"
-    keypoint_loss: float = 0.0
-    flip_test: bool = False  # evaluate with test-time flips (`train.predict`)
+    train: dict
+    flip_test: bool = False
+
+    @property
+    def model(self) -> str:
+        return self.train["model"]
+
+
+def recipe(model: str, epochs: int, learning_rate: float, flip_test: bool = False, **train) -> Recipe:
+    return Recipe({"model": model, "epochs": epochs, "learning_rate": learning_rate, **train}, flip_test)
 
 
 @dataclass(frozen=True)
@@ -79,14 +78,13 @@ class Preset:
 
     def default_recipe(self, model: str) -> Recipe:
         """The recipe of a registered model without an entry of its own: the CNN variants'."""
-        return Recipe(model, self.variant_epochs, self.variant_learning_rate)
+        return recipe(model, self.variant_epochs, self.variant_learning_rate)
 
     def entries(self) -> dict[str, Recipe]:
         """Entry name -> Recipe, in table order: the seed, the other registered models, extra entries."""
-        from .models import MODELS, available_models
+        from .models import MODELS
 
-        available_models()  # registers the variants
-        ordered = [SEED] + [n for n in MODELS if n != SEED]  # registration order: the steps from the seed
+        ordered = [SEED] + [n for n in MODELS if n != SEED]  # the registry's order: the steps from the seed
         entries = {n: self.recipes.get(n) or self.default_recipe(n) for n in ordered}
         entries.update({k: v for k, v in self.recipes.items() if k not in entries})
         return entries
@@ -103,15 +101,17 @@ def _presets() -> dict[str, Preset]:
     training step costs about 1/28 of the seed's on a CPU (it sees the frames at 112×112,
     `input_pool` 2; measured in docs/models.md), so it gets 15 times the seed's epochs and still
     finishes first (cnn_lstm_tuned too, whose bidirectional LSTM, augmentation layers and 2-D keypoint
-    head add 10-20 % to a step, so it gets fewer epochs in quick). The seed and seed_linear (the seed's
-    stack, 77 M weights) use the report's recipe, Adam 1e-4 and batch 5; the CNNs Adam 1e-3, batch 5."""
+    head add 10-20 % to a step, so it gets fewer epochs in quick). The seed, seed_tanh and seed_linear
+    (the seed's stack, 77 M weights) use the report's recipe, Adam 1e-4 and batch 5; the CNNs Adam 1e-3,
+    batch 5."""
 
     def recipes(seed_epochs: int, variant_epochs: int, tuned_epochs: int) -> dict:
         return {
-            SEED: Recipe(SEED, seed_epochs, 1e-4),
-            "seed_linear": Recipe("seed_linear", seed_epochs, 1e-4),
-            "cnn_tcn_aug": Recipe("cnn_tcn", variant_epochs, 1e-3, flip_augment=True, model_options=AUGMENT),
-            "cnn_lstm_tuned": Recipe("cnn_lstm", tuned_epochs, 1e-3, flip_augment=True,
+            SEED: recipe(SEED, seed_epochs, 1e-4),
+            "seed_tanh": recipe("seed_tanh", seed_epochs, 1e-4),
+            "seed_linear": recipe("seed_linear", seed_epochs, 1e-4),
+            "cnn_tcn_aug": recipe("cnn_tcn", variant_epochs, 1e-3, flip_augment=True, model_options=AUGMENT),
+            "cnn_lstm_tuned": recipe("cnn_lstm", tuned_epochs, 1e-3, flip_augment=True,
                                      model_options=TUNED_OPTIONS, lr_schedule="cosine", loss="mpjpe",
                                      keypoint_loss=3.0, flip_test=True),
         }
@@ -148,13 +148,11 @@ def _dataset_ready(folder: Path) -> bool:
 
 def render_data(preset: Preset, folder: Path, progress: bool = True) -> Path:
     """Render the preset's dataset into `folder` with make-data (HDF5 only), unless it is already there."""
-    from . import synth
+    from .dataset import make_config, make_data
 
     if _dataset_ready(folder):
         return folder
-    args = SimpleNamespace(out=str(folder), preset=preset.data_preset, format="h5", seed=0, workers=None,
-                           frame_size=None, train_clips=None, valid_clips=None, front_cues=False)
-    synth.generate(synth.config_from_args(args), progress=progress)
+    make_data(make_config(folder, preset=preset.data_preset, format="h5"), progress=progress)
     return folder
 
 
@@ -162,53 +160,49 @@ def render_data(preset: Preset, folder: Path, progress: bool = True) -> Path:
 
 
 def _train_config(preset: Preset, recipe: Recipe):
-    from .train import TrainConfig
+    from .training import TrainConfig
 
-    return TrainConfig(model=recipe.model, epochs=recipe.epochs, batch_size=recipe.batch_size,
-                       learning_rate=recipe.learning_rate, flip_augment=recipe.flip_augment,
-                       model_options=dict(recipe.model_options), lr_schedule=recipe.lr_schedule,
-                       roll_augment=recipe.roll_augment, loss=recipe.loss,
-                       keypoint_loss=recipe.keypoint_loss,
-                       max_train_clips=preset.max_train_clips,
-                       max_valid_clips=preset.max_valid_clips, cache_frames=preset.cache_frames)
+    return TrainConfig.from_dict({**recipe.train, "max_train_clips": preset.max_train_clips,
+                                  "max_valid_clips": preset.max_valid_clips,
+                                  "cache_frames": preset.cache_frames})
 
 
 def _run_state(run_dir: Path, config) -> str:
     """"new", "done" (finished with this config), "resume" (checkpoint of this config), or ConfigError."""
+    from .training import run_finished
+    from .training.config import SPEED_KEYS
+
     if not (run_dir / "config.json").is_file():
         return "new"
     # Through TrainConfig, so a run saved before a config key existed reads as that key's default.
-    from .train import SPEED_KEYS
-
     saved = config.from_dict(read_json(run_dir / "config.json")).to_dict()
     if any(saved[k] != v for k, v in config.to_dict().items() if k not in SPEED_KEYS):
         raise ConfigError(
             f"{run_dir} holds a run with another configuration; delete it or choose another --out folder"
         )
-    history = read_json(run_dir / "history.json") if (run_dir / "history.json").is_file() else {}
-    if (run_dir / "model.keras").is_file() and len(history.get("val_mpjpe", [])) == config.epochs:
+    if run_finished(run_dir, config.epochs):
         return "done"
     return "resume" if (run_dir / "checkpoint.json").is_file() else "restart"
 
 
-def _describe(recipe: Recipe) -> str:
+def _describe(config, flip_test: bool) -> str:
     from .models import model_spec
 
-    extras = [f"{k}={v}" for k, v in recipe.model_options.items()]
-    if recipe.flip_augment:
+    extras = [f"{k}={v}" for k, v in config.model_options.items()]
+    if config.flip_augment:
         extras.append("left/right flip augmentation")
-    if recipe.roll_augment:
-        extras.append(f"rolls up to {recipe.roll_augment:g} degrees")
-    if recipe.keypoint_loss:
-        extras.append(f"2-D keypoint loss ×{recipe.keypoint_loss:g}")
-    if recipe.loss != "mse":
-        extras.append(f"{recipe.loss} loss")
-    if recipe.lr_schedule != "constant":
-        extras.append(f"{recipe.lr_schedule} learning rate")
-    if recipe.flip_test:
+    if config.roll_augment:
+        extras.append(f"rolls up to {config.roll_augment:g} degrees")
+    if config.keypoint_loss:
+        extras.append(f"2-D keypoint loss ×{config.keypoint_loss:g}")
+    if config.loss != "mse":
+        extras.append(f"{config.loss} loss")
+    if config.lr_schedule != "constant":
+        extras.append(f"{config.lr_schedule} learning rate")
+    if flip_test:
         extras.append("test-time flips")
-    text = model_spec(recipe.model).description
-    return f"`{recipe.model}` + {', '.join(extras)}" if extras else text
+    text = model_spec(config.model).description
+    return f"`{config.model}` + {', '.join(extras)}" if extras else text
 
 
 def run_entry(name: str, recipe: Recipe, preset: Preset, data_dir: Path, out_dir: Path,
@@ -219,13 +213,13 @@ def run_entry(name: str, recipe: Recipe, preset: Preset, data_dir: Path, out_dir
     train_seconds, epochs, and what it was (model, description, learning_rate, ...).
     """
     from .evaluate import evaluate
-    from .train import train
+    from .training import train
 
-    if recipe.keypoint_loss and not _has_keypoint_labels(data_dir):  # before train() opens it again
+    if recipe.train.get("keypoint_loss") and not _has_keypoint_labels(data_dir):  # before train() opens it
         # The course's .npy files lack the pelvis positions and intrinsics the 2-D labels come from.
         print(f"{name}: {data_dir} has no 'root' and 'intrinsics' for 2-D keypoint labels; "
               "training it without keypoint_loss")
-        recipe = dataclasses.replace(recipe, keypoint_loss=0.0)
+        recipe = Recipe({**recipe.train, "keypoint_loss": 0.0}, recipe.flip_test)
     config = _train_config(preset, recipe)
     run_dir = out_dir / "runs" / name
     state = _run_state(run_dir, config)
@@ -245,17 +239,17 @@ def run_entry(name: str, recipe: Recipe, preset: Preset, data_dir: Path, out_dir
         "params": int(params),
         "train_seconds": float(sum(history["epoch_seconds"])),
         "epochs": len(history["val_mpjpe"]),
-        "model": recipe.model,
-        "description": _describe(recipe),
+        "model": config.model,
+        "description": _describe(config, recipe.flip_test),
         "target_transform": config.transform_kind,
-        "learning_rate": recipe.learning_rate,
-        "batch_size": recipe.batch_size,
-        "flip_augment": recipe.flip_augment,
-        "model_options": dict(recipe.model_options),
-        "lr_schedule": recipe.lr_schedule,
-        "roll_augment": recipe.roll_augment,
-        "keypoint_loss": recipe.keypoint_loss,
-        "loss": recipe.loss,
+        "learning_rate": config.learning_rate,
+        "batch_size": config.batch_size,
+        "flip_augment": config.flip_augment,
+        "model_options": dict(config.model_options),
+        "lr_schedule": config.lr_schedule,
+        "roll_augment": config.roll_augment,
+        "keypoint_loss": config.keypoint_loss,
+        "loss": config.loss,
         "flip_test": recipe.flip_test,
         "clips_per_second": float(np.mean(history["clips_per_second"])),
         "reused": state == "done",  # trained by an earlier invocation of the benchmark
@@ -275,18 +269,17 @@ def _has_keypoint_labels(data_dir: Path) -> bool:
 
 def mean_pose_entry(preset: Preset, data_dir: Path) -> dict:
     """The baseline: the mean training pose (over the clips the models train on) predicted for every frame."""
-    from .data import open_split
+    from .baseline import mean_pose, mean_pose_prediction
+    from .data import open_split, subset
     from .evaluate import compute_metrics
-    from .train import subset
 
     tic = time.perf_counter()
     with open_split(data_dir, "train") as store:
-        joints = store.joints[subset(len(store), preset.max_train_clips)]
-        mean = joints.reshape(-1, len(JOINT_NAMES), 3).astype(np.float64).mean(axis=0)
+        mean = mean_pose(store.joints[subset(len(store), preset.max_train_clips)])
     seconds = time.perf_counter() - tic
     with open_split(data_dir, "valid") as store:
         y_true = np.asarray(store.joints, dtype=np.float64)
-        metrics = compute_metrics(y_true, np.broadcast_to(mean, y_true.shape), meta=store.meta)
+        metrics = compute_metrics(y_true, mean_pose_prediction(mean, y_true.shape), meta=store.meta)
     return {
         "mpjpe_mm": metrics["mpjpe_mm"],
         "p_mpjpe_mm": metrics["p_mpjpe_mm"],
@@ -338,8 +331,7 @@ def run_benchmark(preset_name: str, out_dir, data_dir=None, progress: bool = Tru
 
 
 def _results(preset: Preset, data_dir: Path, models: dict, seconds: float) -> dict:
-    from .data import open_split
-    from .train import subset
+    from .data import open_split, subset
 
     def subjects(store):
         return sorted(set(store.meta["subject"].tolist())) if "subject" in store.meta else None

@@ -1,4 +1,4 @@
-"""Pinhole camera helpers: pure NumPy functions in inverse pairs, with shape checks.
+"""Pinhole camera helpers: pure NumPy functions with shape checks.
 
 Conventions (Human3.6M's):
 - Camera coordinates: x right, y down, z forward (the optical axis), metres.
@@ -13,8 +13,6 @@ e.g. joints (N, 8, 17, 3) with K (N, 3, 3).
 """
 
 from __future__ import annotations
-
-import math
 
 import numpy as np
 
@@ -58,16 +56,6 @@ def intrinsics(f, cx, cy) -> np.ndarray:
     return K
 
 
-def focal_from_fov(fov_deg, size) -> np.ndarray | float:
-    """Focal length in pixels of a camera whose field of view `fov_deg` spans `size` pixels."""
-    return (np.asarray(size) / 2.0) / np.tan(np.radians(np.asarray(fov_deg)) / 2.0)
-
-
-def fov_from_focal(f, size) -> np.ndarray | float:
-    """Field of view in degrees spanned by `size` pixels at focal length `f` pixels (inverse of above)."""
-    return np.degrees(2.0 * np.arctan((np.asarray(size) / 2.0) / np.asarray(f)))
-
-
 # ----------------------------------------------------------------------------- projection
 def project(points_cam, K) -> np.ndarray:
     """Pixel coordinates of camera-frame points. Inputs: points_cam (..., 3) metres with z > 0;
@@ -81,16 +69,6 @@ def project(points_cam, K) -> np.ndarray:
     return uvw[..., :2]
 
 
-def unproject(pixels, depth, K) -> np.ndarray:
-    """Inverse of `project`: camera-frame points at depth z. Inputs: pixels (..., 2), depth (...) metres
-    (broadcastable), K as in `project`. Returns (..., 3) metres."""
-    uv = _points(pixels, "pixels", 2)
-    K = _expand(_matrix(K, "K"), uv, "K", 2)
-    homogeneous = np.concatenate([uv, np.ones_like(uv[..., :1])], axis=-1)
-    rays = np.einsum("...ij,...j->...i", np.linalg.inv(K), homogeneous)
-    return rays * np.asarray(depth, dtype=np.float64)[..., None]
-
-
 # ----------------------------------------------------------------------------- extrinsics
 def world_to_camera(points_world, R, t) -> np.ndarray:
     """X_cam = R @ X_world + t. Inputs: points (..., 3); R (3, 3) or (B..., 3, 3); t (3,) or (B..., 3)."""
@@ -98,14 +76,6 @@ def world_to_camera(points_world, R, t) -> np.ndarray:
     R = _expand(_matrix(R, "R"), X, "R", 2)
     t = _expand(_points(t, "t", 3), X, "t", 1)
     return np.einsum("...ij,...j->...i", R, X) + t
-
-
-def camera_to_world(points_cam, R, t) -> np.ndarray:
-    """Inverse of `world_to_camera`: X_world = R^T @ (X_cam - t)."""
-    X = _points(points_cam, "points_cam", 3)
-    R = _expand(_matrix(R, "R"), X, "R", 2)
-    t = _expand(_points(t, "t", 3), X, "t", 1)
-    return np.einsum("...ji,...j->...i", R, X - t)
 
 
 def look_at(eye, target, up=(0.0, 1.0, 0.0)) -> tuple[np.ndarray, np.ndarray]:
@@ -131,35 +101,9 @@ def camera_center(R, t) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------- OpenGL (pybullet)
-def gl_eye_to_camera(points_eye) -> np.ndarray:
-    """OpenGL eye coordinates (x right, y up, looking down -z) to camera coordinates (x right, y down,
-    z forward)."""
-    return _points(points_eye, "points_eye", 3) * np.diag(GL_FROM_CAMERA)
-
-
-def camera_to_gl_eye(points_cam) -> np.ndarray:
-    """Inverse of `gl_eye_to_camera` (the same flip of y and z)."""
-    return _points(points_cam, "points_cam", 3) * np.diag(GL_FROM_CAMERA)
-
-
 def gl_view_matrix(R, t) -> list[float]:
     """pybullet/OpenGL view matrix (16 floats, column-major) of the camera with extrinsics (R, t)."""
     M = np.eye(4)
     M[:3, :3] = GL_FROM_CAMERA @ _matrix(R, "R")
     M[:3, 3] = GL_FROM_CAMERA @ _points(t, "t", 3)
     return [float(v) for v in M.T.reshape(-1)]
-
-
-def extrinsics_from_gl_view(view) -> tuple[np.ndarray, np.ndarray]:
-    """Inverse of `gl_view_matrix`: (R, t) from a column-major 4x4 view matrix (16 floats)."""
-    view = np.asarray(view, dtype=np.float64)
-    if view.size != 16:
-        raise ValueError(f"a view matrix has 16 values, got {view.size}")
-    M = view.reshape(4, 4).T
-    return GL_FROM_CAMERA @ M[:3, :3], GL_FROM_CAMERA @ M[:3, 3]
-
-
-def yaw_matrix(angle: float) -> np.ndarray:
-    """Rotation by `angle` radians about the world's vertical (+y) axis, (3, 3)."""
-    c, s = math.cos(angle), math.sin(angle)
-    return np.array([[c, 0.0, s], [0.0, 1.0, 0.0], [-s, 0.0, c]])

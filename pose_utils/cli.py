@@ -15,11 +15,11 @@ from .errors import PoseUtilsError, unwrap
 
 # command -> "module:function"; the function takes the parsed argparse.Namespace.
 COMMANDS = {
-    "make-data": "pose_utils.synth:main",
-    "check-data": "pose_utils.data:main",
-    "train": "pose_utils.train:main",
+    "make-data": "pose_utils.dataset.command:main",
+    "check-data": "pose_utils.data.store:main",
+    "train": "pose_utils.training.loop:main",
     "evaluate": "pose_utils.evaluate:main",
-    "run-notebooks": "pose_utils.notebooks:main",
+    "run-notebooks": "pose_utils.course.runner:main",
     "benchmark": "pose_utils.benchmark:main",
 }
 
@@ -57,6 +57,26 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _add_config_flags(parser: argparse.ArgumentParser) -> None:
+    """The train command's flags, one per TrainConfig key that has one (`training.config.FLAGS`). Every
+    default is None, so a flag left out keeps TrainConfig's default (or, on resume, the saved value)."""
+    from .training.config import FLAGS
+
+    types = {"positive_int": _positive_int, "positive_float": _positive_float, "int": int, "float": float,
+             "text": str, "choice": str}
+    for key, spec in FLAGS.items():
+        kwargs = {"dest": key, "default": None, "help": spec.help or None, "metavar": spec.metavar}
+        if spec.kind == "switch":
+            kwargs["action"] = "store_true"
+        elif spec.kind == "option":
+            kwargs.update(type=_model_option, action="append")
+        else:
+            kwargs["type"] = types[spec.kind]
+            if spec.choices:
+                kwargs["choices"] = list(spec.choices)
+        parser.add_argument(spec.flag, **{k: v for k, v in kwargs.items() if v is not None or k == "default"})
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pose-utils",
@@ -85,33 +105,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train a model (the report's recipe by default)")
     p.add_argument("--data", required=True, help="dataset folder")
     p.add_argument("--out", required=True, help="run folder (history, checkpoints, config)")
-    p.add_argument("--model", default=None, help="model name from the registry (default: seed)")
-    p.add_argument("--epochs", type=_positive_int, default=None)
-    p.add_argument("--batch-size", type=_positive_int, default=None)
-    p.add_argument("--lr", type=_positive_float, default=None)
-    p.add_argument("--lr-schedule", default=None, choices=["constant", "cosine"],
-                   help="constant (the report's, default) or cosine decay over the epochs")
-    p.add_argument("--loss", default=None, choices=["mse", "mpjpe"],
-                   help="mse (the report's eq. 2, default) or mpjpe (the metric itself)")
-    p.add_argument("--seed", type=int, default=None)
     p.add_argument("--resume", action="store_true", help="continue from the run folder's checkpoint")
-    p.add_argument("--precision", default=None, choices=["float32", "mixed_bfloat16", "mixed_float16"])
-    p.add_argument("--strategy", default=None, choices=["default", "mirrored", "multiworker"])
-    p.add_argument("--cpu-replicas", type=_positive_int, default=None)
-    p.add_argument("--units", default=None, choices=["m", "mm"], help="stored labels' units (default: m)")
-    p.add_argument("--max-train-clips", type=_positive_int, default=None)
-    p.add_argument("--max-valid-clips", type=_positive_int, default=None)
-    p.add_argument("--flip-augment", action="store_true", default=None, help="mirror about half the clips")
-    p.add_argument("--model-option", type=_model_option, action="append", default=None, metavar="NAME=VALUE",
-                   help="a model option, e.g. color_jitter=0.2 (repeat for more; see docs/models.md)")
-    p.add_argument("--roll-augment", type=float, default=None, metavar="DEGREES",
-                   help="turn each clip and its labels by up to this angle in the image plane")
-    p.add_argument("--keypoint-loss", type=float, default=None, metavar="WEIGHT",
-                   help="add WEIGHT x the 2-D keypoint error of a head on the CNN backbone to the loss "
-                        "(HDF5 data with root and intrinsics; e.g. 3)")
-    p.add_argument("--cache-frames", action="store_true", default=None,
-                   help="hold the frames in memory (faster epochs when both splits fit)")
-    p.add_argument("--jit-compile", action="store_true", default=None, help="compile the step with XLA")
+    _add_config_flags(p)
 
     p = sub.add_parser("evaluate", help="evaluate a trained run on a split")
     p.add_argument("--data", required=True, help="dataset folder")

@@ -1,4 +1,5 @@
-"""Evaluation of a trained run: metrics.json and predictions.npz.
+"""Using a trained run: loading it (`load_run`), predicting with it (`predict`), and its evaluation,
+metrics.json and predictions.npz (`evaluate`), with the mean-pose baseline beside the model.
 
 `evaluate(data_dir, run_dir, out_dir)` or `python -m pose_utils evaluate --data DIR --run RUN --out OUT`
 predicts every clip of a split with the run's model, maps the predictions back to metres with the run's
@@ -13,14 +14,17 @@ target transform, and writes
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from . import metrics
+from .baseline import mean_pose_prediction
 from .errors import DataError
-from .fileio import atomic_path, write_json
-from .skeleton import JOINT_NAMES
+from .fileio import atomic_path, read_json, write_json
+from .skeleton import JOINT_NAMES, flip_left_right
+from .training import HISTORY_KEYS, read_mean_pose
 
 PCK_THRESHOLD_MM = 150.0  # the usual 3D PCK threshold (Mehta et al., MPI-INF-3DHP)
 AUC_STEPS = 31  # thresholds 0, 5, ..., 150 mm
@@ -83,13 +87,89 @@ def compute_metrics(y_true_m, y_pred_m, meta: dict | None = None, mean_pose_m=No
         labels = np.array([_group_label(v) for v in values.reshape(len(values), -1)[:, 0]])
         result[out_key] = {g: float(clip_errors[labels == g].mean()) for g in sorted(set(labels.tolist()))}
     if mean_pose_m is not None:
-        mean_pose = np.asarray(mean_pose_m, dtype=np.float64) * 1000.0
-        if mean_pose.shape != (len(JOINT_NAMES), 3):
-            raise ValueError(f"mean_pose_m must have shape (17, 3), got {mean_pose.shape}")
-        result["baseline_mean_pose_mpjpe_mm"] = metrics.mpjpe(
-            y_true, np.broadcast_to(mean_pose, y_true.shape)
-        )
+        baseline = mean_pose_prediction(mean_pose_m, y_true.shape) * 1000.0
+        result["baseline_mean_pose_mpjpe_mm"] = metrics.mpjpe(y_true, baseline)
     return result
+
+
+# ----------------------------------------------------------------------------- using a run
+
+
+@dataclass
+class Run:
+    """A trained run folder: model (keras.Model), transform, config, history, mean_pose (17, 3) metres."""
+
+    run_dir: Path
+    model: object
+    transform: object
+    config: object  # training.TrainConfig
+    history: dict
+    mean_pose: np.ndarray
+    data: dict
+
+
+def load_run(run_dir) -> Run:
+    """Load a run: model.keras in Keras safe mode, or, for an unfinished run, the last checkpoint."""
+    import keras
+    import tensorflow as tf
+
+    from .models import build_model, register_layers
+    from .training.distribute import precision_policy
+    from .training.runfolder import read_config
+    from .transforms import load_transform
+
+    register_layers()  # a model with augmentation layers loads only once Keras knows them
+    run_dir = Path(run_dir)
+    if not (run_dir / "config.json").is_file():
+        raise DataError(f"{run_dir}: not a run folder (no config.json)")
+    config = read_config(run_dir)
+    data = read_json(run_dir / "data.json")
+    transform = load_transform(run_dir / "target_transform.json")
+    model_path = run_dir / "model.keras"
+    if model_path.is_file():
+        try:
+            model = keras.models.load_model(model_path, compile=False, safe_mode=True)
+        except (ValueError, OSError, TypeError) as e:
+            raise DataError(f"{model_path}: cannot load the model ({e})") from None
+    elif (run_dir / "checkpoint.json").is_file():
+        record = read_json(run_dir / "checkpoint.json")
+        with precision_policy(config.precision):
+            model = build_model(config.model, frame_size=int(data["frame_shape"][0]), **config.model_options)
+        status = tf.train.Checkpoint(model_variables=list(model.variables)).read(
+            str(run_dir / record["prefix"])
+        )
+        status.expect_partial()  # the optimizer state is not needed to predict
+    else:
+        raise DataError(f"{run_dir}: no model.keras and no checkpoint; the run has not finished an epoch")
+    history_path = run_dir / "history.json"
+    history = read_json(history_path) if history_path.is_file() else {k: [] for k in HISTORY_KEYS}
+    return Run(run_dir, model, transform, config, history, read_mean_pose(run_dir), data)
+
+
+def predict(model, store, transform, batch_size: int = 32, indices=None,
+            flip_test: bool = False) -> np.ndarray:
+    """Poses for the clips `indices` (default all) of `store`: (N, 8, 17, 3) float32 metres, in order.
+
+    flip_test: also predict every clip mirrored left-right, mirror that prediction back
+    (`skeleton.flip_left_right`: x -> -x, left/right labels swapped) and average the two. Twice the
+    prediction time; exact as a test-time augmentation because the principal point is the frame centre.
+    """
+    import tensorflow as tf
+
+    from .data import tf_dataset
+
+    step = tf.function(lambda x: tf.cast(model(x, training=False), tf.float32), reduce_retracing=True)
+    outputs, mirrored = [], []
+    for x, _ in tf_dataset(store, batch_size, shuffle=False, indices=indices):
+        outputs.append(step(x).numpy())
+        if flip_test:
+            mirrored.append(step(tf.reverse(x, axis=[3])).numpy())  # (B, T, H, W, C): axis 3 is the width
+    if not outputs:
+        return np.zeros((0, store.num_frames, len(JOINT_NAMES), 3), np.float32)
+    poses = transform.inverse(np.concatenate(outputs))
+    if flip_test:
+        poses = (poses + flip_left_right(transform.inverse(np.concatenate(mirrored)))) / 2
+    return poses.astype(np.float32)
 
 
 def evaluate(
@@ -99,11 +179,10 @@ def evaluate(
     """Predict `split` of DATA_DIR with the run in RUN_DIR; write OUT_DIR/metrics.json and predictions.npz.
 
     units: the stored labels' unit ("m" or "mm"; default: the one the run was trained with).
-    flip_test: average each prediction with that of the mirrored clip (`train.predict`).
+    flip_test: average each prediction with that of the mirrored clip (`predict`).
     Returns the metrics dict as written.
     """
     from .data import open_split
-    from .train import load_run, predict
 
     run = load_run(run_dir)
     units = units or run.config.units

@@ -7,7 +7,7 @@ the 2-D position of every joint is the projection of its 3-D label (`camera.proj
 `keypoint_loss` uses them (docs/models.md).
 
 Keypoints are in normalised image coordinates: (u - (W - 1) / 2) / (W / 2) and the same for v with H,
-u and v in pixels with the centre of pixel (0, 0) at (0, 0) (our convention, `synth.principal_point`).
+u and v in pixels with the centre of pixel (0, 0) at (0, 0) (our convention, `dataset.scene.principal_point`).
 So -1 and 1 are the frame's outer edges, 0 its centre, whatever its size: the same labels fit a model
 that sees the frames at 224 or pooled to 112 pixels.
 """

@@ -43,9 +43,6 @@ class Skeleton:
     def bones(self) -> tuple[tuple[int, int], ...]:
         return tuple((j, p) for j, p in enumerate(self.parents) if p >= 0)
 
-    def children(self, joint: int) -> tuple[int, ...]:
-        return tuple(j for j, p in enumerate(self.parents) if p == joint)
-
     @property
     def flip_permutation(self) -> np.ndarray:
         """Index array that swaps every left joint with its right twin (centre joints stay)."""

@@ -9,6 +9,7 @@ from pose_utils.benchmark import (
     BASELINE,
     PRESETS,
     REPORT_PER_JOINT_MPJPE_MM,
+    _train_config,
     get_preset,
     markdown,
     run_benchmark,
@@ -145,6 +146,8 @@ def test_presets_and_bad_names():
     for preset in PRESETS.values():
         entries = preset.entries()
         assert set(available_models()) <= set(entries)
-        for name in ("seed", "seed_linear"):  # the seed's stack trains with the report's recipe
-            assert (entries[name].learning_rate, entries[name].batch_size) == (1e-4, 5)
-        assert entries["seed_linear"].epochs == entries["seed"].epochs
+        configs = {name: _train_config(preset, r) for name, r in entries.items()}
+        for name in ("seed", "seed_tanh", "seed_linear"):  # the seed's stack trains with the report's recipe
+            assert (configs[name].learning_rate, configs[name].batch_size) == (1e-4, 5)
+            assert configs[name].epochs == configs["seed"].epochs
+        assert configs["seed_tanh"].transform_kind == "identity"  # raw metres, as the report's code

@@ -657,16 +657,16 @@ def test_closing_a_store_frees_its_frame_cache_even_if_the_store_lives_on(npy_di
 
 
 def test_caching_more_frames_than_memory_allows_is_a_plain_error(npy_dir, monkeypatch):
-    import pose_utils.data as data
+    import pose_utils.data.store as store_module
 
-    monkeypatch.setattr(data, "_available_memory", lambda: 1000)  # as if the machine had 1 kB free
+    monkeypatch.setattr(store_module, "_available_memory", lambda: 1000)  # as if the machine had 1 kB free
     with open_split(npy_dir, "train") as store, pytest.raises(ConfigError) as e:
         store.cache_frames(progress=False)
     assert "videoframes_clips_train.npy" in str(e.value) and "--cache-frames" in str(e.value)
 
 
 def test_available_memory_is_read_from_the_system():
-    from pose_utils.data import _available_memory
+    from pose_utils.data.store import _available_memory
 
     available = _available_memory()
-    assert available is None or 10 * 1024**2 < available < 2**50  # bytes, Linux's MemAvailable
+    assert 10 * 1024**2 < available < 2**50  # bytes the system can give without swapping

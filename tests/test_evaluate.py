@@ -10,7 +10,7 @@ from toydata import write_toy_data, write_toy_h5
 from pose_utils.errors import DataError
 from pose_utils.evaluate import compute_metrics, evaluate
 from pose_utils.skeleton import JOINT_NAMES
-from pose_utils.train import TrainConfig, train
+from pose_utils.training import TrainConfig, train
 
 METRIC_KEYS = {
     "num_clips",
@@ -167,7 +167,7 @@ def test_flip_test_is_exactly_mirror_equivariant(tmp_path):
     from pose_utils import build_model
     from pose_utils.data import open_split
     from pose_utils.skeleton import flip_left_right
-    from pose_utils.train import predict
+    from pose_utils.evaluate import predict
     from pose_utils.transforms import fit_transform
 
     frames = np.random.default_rng(0).integers(0, 256, (3, 8, 32, 32, 3), dtype=np.uint8)

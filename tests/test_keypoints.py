@@ -1,5 +1,5 @@
 """2-D keypoint labels (pose_utils.keypoints) and how flips, rolls and ClipZoom move them, the keypoint
-head (variants.keypoint_model) and training with keypoint_loss, on the rendered tiny preset."""
+head (models.keypoint_head.keypoint_model) and training with keypoint_loss, on the rendered tiny preset."""
 
 import json
 
@@ -12,7 +12,8 @@ from pose_utils.data import epoch_order, flip_mask, open_split, roll_angles, tf_
 from pose_utils.errors import ConfigError, DataError
 from pose_utils.keypoints import flip_keypoints, project_keypoints, roll_keypoints
 from pose_utils.skeleton import ROOT, flip_left_right
-from pose_utils.train import KEYPOINT_HISTORY_KEY, TrainConfig, load_run, train
+from pose_utils.evaluate import load_run
+from pose_utils.training import KEYPOINT_HISTORY_KEY, TrainConfig, train
 
 
 def to_pixels(keypoints, size):
@@ -67,7 +68,7 @@ def test_keypoints_of_the_course_layout_are_a_plain_error(tmp_path):
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_clip_zoom_params_say_where_a_dot_goes_and_view_to_frame_undoes_them(seed):
-    from pose_utils.variants import ClipZoom, ViewToFrame
+    from pose_utils.models.layers import ClipZoom, ViewToFrame
 
     size = 64
     kp = np.random.default_rng(seed).uniform(-0.6, 0.6, (4, 8, 17, 2)).astype(np.float32)
@@ -117,7 +118,7 @@ def test_tf_dataset_yields_keypoints_moved_by_flips_and_rolls(tiny_data_dir):
 
 
 def test_spatial_soft_argmax_finds_a_peak_and_centres_a_flat_map():
-    from pose_utils.variants import SpatialSoftArgmax
+    from pose_utils.models.layers import SpatialSoftArgmax
 
     maps = np.zeros((1, 2, 4, 8, 17), np.float32)
     maps[0, 0, 1, 6, :] = 50.0  # row 1 of 4, column 6 of 8
@@ -129,7 +130,7 @@ def test_spatial_soft_argmax_finds_a_peak_and_centres_a_flat_map():
 @pytest.mark.parametrize("zoom", [0.0, 0.1])
 def test_keypoint_model_adds_a_2d_output_to_a_cnn_and_refuses_the_seed(zoom):
     from pose_utils.models import build_model
-    from pose_utils.variants import keypoint_model
+    from pose_utils.models.keypoint_head import keypoint_model
 
     model = build_model("cnn_lstm", frame_size=64, zoom=zoom)
     training = keypoint_model(model)

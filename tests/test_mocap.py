@@ -1,4 +1,4 @@
-"""pose_utils.mocap: parsing pybullet's DeepMimic clips, slerp, sampling, looping."""
+"""pose_utils.dataset.mocap: parsing pybullet's DeepMimic clips, slerp, sampling, looping."""
 
 import json
 import math
@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from pose_utils import mocap
+from pose_utils.dataset import mocap
 from pose_utils.errors import DataError
 
 EXPECTED = {"backflip", "cartwheel", "crawl", "dance_a", "dance_b", "getup_facedown", "getup_faceup", "jump",
@@ -17,6 +17,11 @@ NOT_LOOPING = {"getup_facedown", "getup_faceup", "kick", "punch"}
 @pytest.fixture(scope="module")
 def motions():
     return mocap.load_motions()
+
+
+def pose_at(motion, t):
+    """The pose at time `t` seconds: one frame of `sample`."""
+    return motion.sample(t, 1, 1.0)[0]
 
 
 def random_quats(rng, n):
@@ -40,7 +45,7 @@ def test_key_frames_come_back_exactly(motions):
     walk = motions["walk"]
     raw = np.asarray(json.loads((mocap.motions_dir() / "humanoid3d_walk.txt").read_text())["Frames"])
     for k in (0, 5, walk.num_key_frames - 2):
-        pose = walk.pose_at(walk.times[k])
+        pose = pose_at(walk, walk.times[k])
         np.testing.assert_allclose(pose.root_position, raw[k, 1:4], atol=1e-12)
         w, x, y, z = raw[k, 4:8] / np.linalg.norm(raw[k, 4:8])
         assert abs(np.dot(pose.root_rotation, [x, y, z, w])) == pytest.approx(1.0)  # q or -q
@@ -78,7 +83,7 @@ def test_between_key_frames_positions_and_hinges_are_linear(motions):
     run = motions["run"]
     k = 3
     t = (run.times[k] + run.times[k + 1]) / 2
-    pose = run.pose_at(t)
+    pose = pose_at(run, t)
     np.testing.assert_allclose(pose.root_position, (run.root_position[k] + run.root_position[k + 1]) / 2)
     knee = mocap.JOINTS.index(("left_knee", 10, 1))
     assert pose.joints[knee][0] == pytest.approx((run.joints[knee][k, 0] + run.joints[knee][k + 1, 0]) / 2)
@@ -89,7 +94,7 @@ def test_sample_spaces_frames_by_speed_over_fps(motions):
     poses = walk.sample(0.3, 8, fps=25.0, speed=1.5)
     assert len(poses) == 8
     for i, pose in enumerate(poses):
-        ref = walk.pose_at(0.3 + 1.5 * i / 25.0)
+        ref = pose_at(walk, 0.3 + 1.5 * i / 25.0)
         np.testing.assert_allclose(pose.root_position, ref.root_position, atol=1e-12)
     with pytest.raises(ValueError):
         walk.sample(0.0, 8, fps=0.0)
@@ -98,12 +103,12 @@ def test_sample_spaces_frames_by_speed_over_fps(motions):
 def test_wrap_clips_loop_continuously(motions):
     walk = motions["walk"]
     T = walk.duration
-    before, after = walk.pose_at(T - 1e-4), walk.pose_at(T + 1e-4)
+    before, after = pose_at(walk, T - 1e-4), pose_at(walk, T + 1e-4)
     # no jump back to the start: the root keeps walking forward and keeps its heading
     assert np.linalg.norm(after.root_position - before.root_position) < 0.01
     assert abs(mocap.heading(after.root_rotation) - mocap.heading(before.root_rotation)) < 0.01
     # one cycle later the local joint rotations repeat, the root has moved by the cycle's displacement
-    a, b = walk.pose_at(0.4), walk.pose_at(0.4 + T)
+    a, b = pose_at(walk, 0.4), pose_at(walk, 0.4 + T)
     for ja, jb in zip(a.joints, b.joints, strict=True):
         assert np.allclose(ja, jb) or np.allclose(ja, -jb)
     step = np.linalg.norm((walk.root_position[-1] - walk.root_position[0])[[0, 2]])
@@ -116,8 +121,8 @@ def test_wrap_clips_loop_continuously(motions):
 
 def test_clips_that_do_not_loop_clamp_and_limit_start_times(motions):
     kick = motions["kick"]
-    end = kick.pose_at(kick.duration)
-    np.testing.assert_allclose(kick.pose_at(kick.duration + 1.0).root_position, end.root_position)
+    end = pose_at(kick, kick.duration)
+    np.testing.assert_allclose(pose_at(kick, kick.duration + 1.0).root_position, end.root_position)
     lo, hi = kick.start_range(0.5)
     assert lo == 0 and hi == pytest.approx(kick.duration - 0.5)
     assert motions["walk"].start_range(0.5) == (0.0, motions["walk"].duration)
@@ -126,7 +131,7 @@ def test_clips_that_do_not_loop_clamp_and_limit_start_times(motions):
 
 
 def test_transformed_turns_about_the_vertical(motions):
-    pose = motions["walk"].pose_at(0.2)
+    pose = pose_at(motions["walk"], 0.2)
     turned = pose.transformed(yaw=math.pi / 2, offset=(1.0, 0.0, 0.0), scale=2.0)
     x, y, z = pose.root_position * 2.0
     np.testing.assert_allclose(turned.root_position, [z + 1.0, y, -x], atol=1e-12)

@@ -1,9 +1,16 @@
 """The notebooks, run the way instructors run them (pyhf style): papermill into tmp_path with the quick
 parameters, then assertions on what each notebook recorded and wrote. Plus the runner's error paths on
-small synthetic notebooks, and the hygiene of the committed notebooks (graders run nbval on them)."""
+small synthetic notebooks, and the hygiene of the committed notebooks (graders run nbval on them).
+
+The quick run is the one execution of the five notebooks in `make test`: the fixture leaves its executed
+copies on the session's config (nbval.SESSION_EXECUTED), and nbval's items for the committed notebooks,
+collected later in the same session (`pytest tests notebooks --nbval-lax`), check those copies by nbval's
+own rules instead of executing every notebook again (notebooks/conftest.py). The tests that need that run
+are marked `slow` (`make test-fast` leaves them out)."""
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -13,7 +20,8 @@ import nbformat
 import numpy as np
 import pytest
 
-from pose_utils import notebooks
+from pose_utils import course
+from pose_utils.course import execute, nbval, runner
 from pose_utils.errors import ConfigError, DataError, PoseUtilsError
 from pose_utils.fileio import read_json
 
@@ -25,12 +33,19 @@ NAMES = ["01_data", "02_model", "03_training", "04_evaluation", "05_experiments"
 # ----------------------------------------------------------------------------- the quick run
 
 
+slow = pytest.mark.slow  # executes the five notebooks (minutes)
+
+
 @pytest.fixture(scope="module")
-def quick(tmp_path_factory, tiny_data_dir):
-    """`run-notebooks --quick` on the session's tiny dataset: every notebook once, chained."""
+def quick(tmp_path_factory, tiny_data_dir, pytestconfig):
+    """`run-notebooks --quick` on the session's tiny dataset: every notebook once, chained. Its executed
+    copies are also what nbval checks later in the session (notebooks/conftest.py)."""
     out = tmp_path_factory.mktemp("quick")
-    summary = notebooks.run_notebooks(NOTEBOOK_DIR, out, quick=True,
-                                      parameters={"data_dir": str(tiny_data_dir)}, progress=False)
+    summary = runner.run_notebooks(NOTEBOOK_DIR, out, quick=True,
+                                   parameters={"data_dir": str(tiny_data_dir)}, progress=False)
+    names = [nb["name"] for nb in summary["notebooks"]]
+    executed = {str((NOTEBOOK_DIR / name).resolve()): str(out / name) for name in names}
+    setattr(pytestconfig, nbval.SESSION_EXECUTED, executed)
     return out, summary
 
 
@@ -45,6 +60,7 @@ def _images(nb) -> int:
     return sum(1 for _, out in _outputs(nb) if {"image/png", "image/gif"} & set(out.get("data", {})))
 
 
+@slow
 def test_every_notebook_ran_in_order_without_errors(quick):
     out, summary = quick
     assert [nb["name"] for nb in summary["notebooks"]] == [f"{n}.ipynb" for n in NAMES]
@@ -55,6 +71,7 @@ def test_every_notebook_ran_in_order_without_errors(quick):
         assert not list(out.glob(f".{name}*")), "temporary notebook left behind"
 
 
+@slow
 def test_executed_copies_reproduce_the_committed_checked_outputs(quick):
     """What nbval compares for a grader, compared here on the quick run's executed copies."""
     out, _ = quick
@@ -62,13 +79,14 @@ def test_executed_copies_reproduce_the_committed_checked_outputs(quick):
         committed = nbformat.read(NOTEBOOK_DIR / f"{name}.ipynb", as_version=4)
         executed = {c.get("id"): c for c in nbformat.read(out / f"{name}.ipynb", as_version=4).cells}
         for cell in committed.cells:
-            if notebooks.is_checked(cell):
+            if nbval.is_checked(cell):
                 ran = executed[cell["id"]]
-                ran = notebooks.strip_notebook(nbformat.v4.new_notebook(cells=[ran])).cells[0]
+                ran = nbval.strip_notebook(nbformat.v4.new_notebook(cells=[ran])).cells[0]
                 got, stored = [o.get("text") for o in ran.outputs], [o.get("text") for o in cell.outputs]
                 assert got == stored, f"{name}, cell {cell['id']}: ran {got!r}, committed {stored!r}"
 
 
+@slow
 def test_01_data_shows_the_tiny_dataset(quick, tiny_data_dir):
     out, summary = quick
     records = summary["notebooks"][0]["records"]
@@ -81,11 +99,13 @@ def test_01_data_shows_the_tiny_dataset(quick, tiny_data_dir):
     assert widgets, "the scrubber widget is displayed"
 
 
+@slow
 def test_02_model_records_the_reports_parameter_count(quick):
     _, summary = quick
     assert summary["notebooks"][1]["records"]["parameters"] == 77_455_233
 
 
+@slow
 def test_03_training_writes_the_run_that_04_reads(quick):
     out, summary = quick
     records = summary["notebooks"][2]["records"]
@@ -97,7 +117,7 @@ def test_03_training_writes_the_run_that_04_reads(quick):
     assert (run / "model.keras").is_file() and (run / "figures" / "history.png").stat().st_size > 0
     # the baseline line of Figure 4 is the mean training pose's error on the validation clips
     from pose_utils import data, metrics
-    from pose_utils.train import read_mean_pose
+    from pose_utils.training import read_mean_pose
 
     with data.open_split(read_json(run / "data.json")["data_dir"], "valid") as valid:
         y = np.asarray(valid.joints, np.float64)
@@ -107,6 +127,7 @@ def test_03_training_writes_the_run_that_04_reads(quick):
     assert _images(nb) == 1  # Figures 1-4 in one 2x2 figure
 
 
+@slow
 def test_04_evaluation_measures_that_run(quick):
     out, summary = quick
     records = summary["notebooks"][3]["records"]
@@ -133,6 +154,7 @@ def test_04_evaluation_measures_that_run(quick):
     assert any("| 17 | RWrist |" in t and "186.93" in t for t in tables), "the report's table beside ours"
 
 
+@slow
 def test_05_experiments_sweeps_the_training_notebook(quick):
     out, summary = quick
     records = summary["notebooks"][4]["records"]
@@ -172,7 +194,7 @@ def _notebook(path: Path, parameters: str, *cells: str) -> Path:
 def small_notebooks(tmp_path):
     folder = tmp_path / "nbs"
     folder.mkdir()
-    record = "from pose_utils.notebooks import record\n"
+    record = "from pose_utils.course import record\n"
     _notebook(folder / "01_a.ipynb", "a = 1\nrun_dir = 'nowhere'",
               record + "record('a', a)\nrecord('run_dir', run_dir)")
     _notebook(folder / "02_b.ipynb", "b = 'x'", record + "record('b', b)\nrecord('has_a', 'a' in dir())")
@@ -181,7 +203,7 @@ def small_notebooks(tmp_path):
 
 def test_parameters_go_only_to_the_notebooks_that_take_them(small_notebooks, tmp_path):
     out = tmp_path / "out"
-    summary = notebooks.run_notebooks(small_notebooks, out, quick=True,
+    summary = runner.run_notebooks(small_notebooks, out, quick=True,
                                       parameters={"a": 2.5, "b": [1, 2]}, progress=False)
     first, second = (nb["records"] for nb in summary["notebooks"])
     assert first == {"a": 2.5, "run_dir": str((out / "run").resolve())}  # chained path given by the runner
@@ -195,7 +217,7 @@ def test_kernel_c_level_stderr_goes_to_a_log_not_the_terminal(small_notebooks, t
     noise = "import os\nos.write(2, b'E0000 C-level noise\\n')"  # as TensorFlow's C++ logging writes
     _notebook(small_notebooks / "03_noise.ipynb", "c = 0", noise)
     out = tmp_path / "out"
-    notebooks.run_notebooks(small_notebooks, out, progress=True)
+    runner.run_notebooks(small_notebooks, out, progress=True)
     captured = capfd.readouterr()
     assert "C-level noise" not in captured.err + captured.out
     assert (out / "logs" / "03_noise.stderr.log").read_text().count("E0000 C-level noise") == 1
@@ -203,7 +225,7 @@ def test_kernel_c_level_stderr_goes_to_a_log_not_the_terminal(small_notebooks, t
 
 def test_stderr_redirect_keeps_this_processes_own_messages_on_the_terminal(tmp_path, capfd):
     log = tmp_path / "child.log"
-    with notebooks._stderr_to(log, keep_sys_stderr=True):
+    with execute.stderr_to(log, keep_sys_stderr=True):
         print("parent message", file=sys.stderr)  # e.g. papermill's progress bar
         subprocess.run([sys.executable, "-c", "import os; os.write(2, b'child message\\n')"], check=True)
     captured = capfd.readouterr()
@@ -215,7 +237,7 @@ def test_a_failing_cell_is_one_message_naming_notebook_and_cell(small_notebooks,
     _notebook(small_notebooks / "03_fails.ipynb", "c = 0", "x = 1", "raise ValueError('boom')")
     out = tmp_path / "out"
     with pytest.raises(PoseUtilsError) as err:
-        notebooks.run_notebooks(small_notebooks, out, progress=False)
+        runner.run_notebooks(small_notebooks, out, progress=False)
     message = str(err.value)
     assert "03_fails.ipynb" in message and "ValueError: boom" in message
     # counted from 1 over all cells (markdown too), with the prompt number JupyterLab shows
@@ -240,7 +262,7 @@ def test_a_data_error_wrapped_by_tensorflow_in_a_cell_is_reported_plainly(small_
     )
     _notebook(small_notebooks / "03_damaged.ipynb", "c = 0", cell)
     with pytest.raises(PoseUtilsError) as err:
-        notebooks.run_notebooks(small_notebooks, tmp_path / "out", progress=False)
+        runner.run_notebooks(small_notebooks, tmp_path / "out", progress=False)
     message = str(err.value)
     assert "raised DataError: data/train.h5: cannot read clips 2..5, the file is corrupt; " in message
     assert "Traceback" not in message and "numpy_function" not in message and "UnknownError" not in message
@@ -250,15 +272,15 @@ def test_a_data_error_wrapped_by_tensorflow_in_a_cell_is_reported_plainly(small_
 
 def test_bad_runner_input_is_a_config_error(small_notebooks, tmp_path):
     with pytest.raises(ConfigError, match="no notebook has a parameter named nope; known parameters: a, b"):
-        notebooks.run_notebooks(small_notebooks, tmp_path / "out", parameters={"nope": 1}, progress=False)
+        runner.run_notebooks(small_notebooks, tmp_path / "out", parameters={"nope": 1}, progress=False)
     with pytest.raises(ConfigError, match="notebook folder not found"):
-        notebooks.run_notebooks(tmp_path / "missing", tmp_path / "out")
+        runner.run_notebooks(tmp_path / "missing", tmp_path / "out")
     with pytest.raises(ConfigError, match="no numbered notebooks"):
-        notebooks.run_notebooks(tmp_path, tmp_path / "out")
+        runner.run_notebooks(tmp_path, tmp_path / "out")
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1")])
     nbformat.write(nb, str(tmp_path / "07_x.ipynb"))
     with pytest.raises(ConfigError, match="no cell is tagged 'parameters'"):
-        notebooks.notebook_parameters(tmp_path / "07_x.ipynb")
+        execute.notebook_parameters(tmp_path / "07_x.ipynb")
 
 
 def test_command_line_reports_a_bad_parameter_plainly(small_notebooks, tmp_path):
@@ -276,14 +298,14 @@ def test_command_line_reports_a_bad_parameter_plainly(small_notebooks, tmp_path)
     ('"5"', "5"), ("NaN", "NaN"),
 ])
 def test_parameter_values_are_parsed(text, value):
-    assert notebooks.parse_value(text) == value and type(notebooks.parse_value(text)) is type(value)
+    assert runner.parse_value(text) == value and type(runner.parse_value(text)) is type(value)
 
 
 def test_demo_plan_chains_paths_and_keeps_sweep_settings_apart(tmp_path):
-    steps = dict(notebooks.plan(notebooks.discover(NOTEBOOK_DIR), tmp_path, quick=False, given={"epochs": 3}))
+    steps = dict(runner.plan(runner.discover(NOTEBOOK_DIR), tmp_path, quick=False, given={"epochs": 3}))
     by_name = {nb.stem: params for nb, params in steps.items()}
     assert by_name["03_training"]["epochs"] == 3  # -p wins over the demo's own value
-    assert by_name["03_training"]["model"] == notebooks.DEMO_PARAMETERS["03"]["model"]
+    assert by_name["03_training"]["model"] == runner.DEMO_PARAMETERS["03"]["model"]
     assert by_name["05_experiments"]["sweep_model"] == "seed"
     assert by_name["03_training"]["run_dir"] == by_name["04_evaluation"]["run_dir"] == str(tmp_path / "run")
     assert by_name["04_evaluation"]["train_if_missing"] is False
@@ -300,73 +322,84 @@ def test_demo_plan_chains_paths_and_keeps_sweep_settings_apart(tmp_path):
 
 
 def test_ensure_data_renders_once_and_refuses_a_foreign_folder(tmp_path):
-    data_dir = notebooks.ensure_data(tmp_path / "tiny", preset="tiny", progress=False)
+    data_dir = course.ensure_data(tmp_path / "tiny", preset="tiny", progress=False)
     assert sorted(p.name for p in data_dir.iterdir()) == ["contact_sheet.png", "train.h5", "valid.h5"]
     stamp = (data_dir / "train.h5").stat().st_mtime_ns
-    assert notebooks.ensure_data(data_dir, preset="tiny", progress=False) == data_dir
+    assert course.ensure_data(data_dir, preset="tiny", progress=False) == data_dir
     assert (data_dir / "train.h5").stat().st_mtime_ns == stamp
     assert [p.name for p in tmp_path.iterdir()] == ["tiny"]  # no temporary folder left
     foreign = tmp_path / "notes"
     foreign.mkdir()
     (foreign / "readme.txt").write_text("mine")
     with pytest.raises(DataError):
-        notebooks.ensure_data(foreign)
+        course.ensure_data(foreign)
     with pytest.raises(DataError, match="make-data --preset small"):
-        notebooks.ensure_data(tmp_path / "empty", preset="small", generate=False)
+        course.ensure_data(tmp_path / "empty", preset="small", generate=False)
+
+
+def test_setup_names_what_is_too_old(monkeypatch):
+    from pose_utils.course import provision
+
+    monkeypatch.setattr(provision, "MIN_VERSIONS", {"numpy": "1.26"})
+    assert ", numpy " in course.setup()
+    monkeypatch.setattr(provision, "MIN_VERSIONS", {"numpy": "99.0"})
+    with pytest.raises(PoseUtilsError, match=r"too old for these notebooks: numpy \S+ \(need >= 99.0\)"):
+        course.setup()
+    assert "numpy" in course.setup(check=False)
 
 
 def test_prepare_run_dir_replaces_only_run_folders(tmp_path):
     run = tmp_path / "run"
     (run / "checkpoints").mkdir(parents=True)
     (run / "config.json").write_text("{}")
-    assert notebooks.prepare_run_dir(run) == run and list(run.iterdir()) == []
+    assert course.prepare_run_dir(run) == run and list(run.iterdir()) == []
     (run / "config.json").write_text("{}")
     with pytest.raises(ConfigError, match="already holds a run"):
-        notebooks.prepare_run_dir(run, overwrite=False)
+        course.prepare_run_dir(run, overwrite=False)
     other = tmp_path / "thesis"
     other.mkdir()
     (other / "chapter1.tex").write_text("keep me")
     with pytest.raises(ConfigError, match="not a run folder"):
-        notebooks.prepare_run_dir(other)
+        course.prepare_run_dir(other)
     assert (other / "chapter1.tex").read_text() == "keep me"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run", "thesis"]
 
 
 def test_sweep_settings_are_one_factor_at_a_time():
-    settings = notebooks.sweep_settings({"batch_size": [1, 5, 10], "learning_rate": [1e-4, 1e-3]},
+    settings = course.sweep_settings({"batch_size": [1, 5, 10], "learning_rate": [1e-4, 1e-3]},
                                         {"batch_size": 5, "learning_rate": 1e-4})
     assert settings == [{"batch_size": 5, "learning_rate": 1e-4}, {"batch_size": 1, "learning_rate": 1e-4},
                         {"batch_size": 10, "learning_rate": 1e-4}, {"batch_size": 5, "learning_rate": 1e-3}]
     results = [{**s, "x": i} for i, s in enumerate(settings)]
     base = {"batch_size": 5, "learning_rate": 1e-4}
-    assert [r["batch_size"] for r in notebooks.runs_varying(results, "batch_size", base)] == [1, 5, 10]
-    by_rate = notebooks.runs_varying(results, "learning_rate", base)
+    assert [r["batch_size"] for r in course.runs_varying(results, "batch_size", base)] == [1, 5, 10]
+    by_rate = course.runs_varying(results, "learning_rate", base)
     assert [r["learning_rate"] for r in by_rate] == [1e-4, 1e-3]
     with pytest.raises(ConfigError, match="needs a base value"):
-        notebooks.sweep_settings({"epochs": [1]}, base)
+        course.sweep_settings({"epochs": [1]}, base)
     with pytest.raises(ConfigError, match="non-empty list"):
-        notebooks.sweep_settings({"batch_size": []}, base)
+        course.sweep_settings({"batch_size": []}, base)
 
 
 def test_tables_and_clip_picking():
-    table = notebooks.text_table([("a", "bb"), (1, 22), (333, 4)], align="rl")
+    table = course.text_table([("a", "bb"), (1, 22), (333, 4)], align="rl")
     assert table.splitlines() == ["  a  bb", "---  --", "  1  22", "333  4"]
-    assert notebooks.markdown_table([["x", "y|z"], [1, 2]]) == "| x | y\\|z |\n|---|---|\n| 1 | 2 |"
+    assert course.markdown_table([["x", "y|z"], [1, 2]]) == "| x | y\\|z |\n|---|---|\n| 1 | 2 |"
     y = np.zeros((5, 8, 17, 3))
     pred = y + np.array([0.05, 0.01, 0.03, 0.02, 0.04])[:, None, None, None]
-    assert notebooks.pick_clips(y, pred, k=3) == [1, 2, 0]  # best, median, worst
-    lines = notebooks.skeleton_table().splitlines()
+    assert course.pick_clips(y, pred, k=3) == [1, 2, 0]  # best, median, worst
+    lines = course.skeleton_table().splitlines()
     assert lines[2].split() == ["1", "Pelvis", "-", "centre"]
     assert lines[-1].split() == ["17", "RWrist", "RElbow", "right"]
     history = {"train_loss": [0.5, 0.25], "val_loss": [0.6, 0.3], "train_mpjpe": [100.0, 50.0],
                "val_mpjpe": [110.0, 60.0], "epoch_seconds": [2.0, 1.0], "clips_per_second": [5.0, 10.0]}
-    assert notebooks.history_table(history).splitlines()[-1].split() == ["2", "0.25000", "0.30000", "50.0",
+    assert course.history_table(history).splitlines()[-1].split() == ["2", "0.25000", "0.30000", "50.0",
                                                                          "60.0", "1.0", "10.0"]
 
 
 def test_metric_rows_put_the_baseline_beside_the_model():
     model = {"mpjpe_mm": 100.0, "p_mpjpe_mm": 50.0, "pck3d_150mm": 0.75}
-    rows = notebooks.metrics_rows(model, {"mpjpe_mm": 200.0, "p_mpjpe_mm": 80.0, "pck3d_150mm": 0.5})
+    rows = course.metrics_rows(model, {"mpjpe_mm": 200.0, "p_mpjpe_mm": 80.0, "pck3d_150mm": 0.5})
     assert rows[0] == ["metric", "model", "mean-pose baseline", "unit"]
     assert rows[1][1:] == ["100.0", "200.0", "mm"] and rows[-1][1:] == ["75.0", "50.0", "%"]
 
@@ -385,15 +418,19 @@ def test_committed_notebook_is_small_and_gradable(name):
     code = [c for c in nb.cells if c.cell_type == "code"]
     assert "parameters" in code[0].metadata.get("tags", [])
     assert sum("parameters" in c.metadata.get("tags", []) for c in nb.cells) == 1
-    assert code[1].source.startswith("%matplotlib inline") and "notebooks.setup()" in code[1].source
+    assert code[1].source.startswith("%matplotlib inline") and "course.setup()" in code[1].source
     assert "def " not in "".join(c.source for c in code), "logic belongs in pose_utils"
-    params = notebooks.notebook_parameters(path)
+    setup_lines = code[1].source.splitlines()
+    ours = next(i for i, line in enumerate(setup_lines) if re.match(r"(from|import) pose_utils\b", line))
+    assert not any(re.match(r"(from|import) (keras|tensorflow)\b", line) for line in setup_lines[:ours]), \
+        "pose_utils is imported first: it sets TensorFlow's CPU settings, read when TensorFlow is imported"
+    params = execute.notebook_parameters(path)
     for key in ("data_dir", "run_dir", "eval_dir", "sweep_dir"):
         if key in params:
             assert params[key].startswith('"../outputs/nbval/'), "defaults write under the ignored outputs/"
     checked = 0
     for cell in code:
-        if notebooks.is_checked(cell):
+        if nbval.is_checked(cell):
             checked += 1
             assert cell.outputs
             assert all(o.output_type == "stream" and o.name == "stdout" for o in cell.outputs)
@@ -426,7 +463,7 @@ def test_strip_keeps_only_the_text_of_checked_cells():
             nbformat.v4.new_output("display_data", data={"image/png": "AAAA"})]),
     ])
     nb.metadata["papermill"] = {"x": 1}
-    stripped = notebooks.strip_notebook(nb)
+    stripped = nbval.strip_notebook(nb)
     first, second = stripped.cells
     assert [o.get("text", o.get("data")) for o in first.outputs] == ["1\n", {"text/plain": "<Figure>"}]
     assert second.outputs == [] and second.execution_count is None

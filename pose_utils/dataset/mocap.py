@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import DataError
+from ..errors import DataError
 
 FRAME_LENGTH = 44
 # (name, joint index in humanoid.urdf loaded with URDF_MAINTAIN_LINK_ORDER, values per key frame)
@@ -202,10 +202,6 @@ class Motion:
             position[sel] = position[sel] @ R.T + shift
             rotation[sel] = quat_multiply(q, rotation[sel])
         return position, rotation, joints
-
-    def pose_at(self, t: float) -> Pose:
-        """The pose at time `t` seconds (interpolated). Looping clips repeat; others clamp to their ends."""
-        return self.sample(t, 1, 1.0)[0]
 
     def sample(self, start: float, num_frames: int, fps: float, speed: float = 1.0) -> list[Pose]:
         """`num_frames` poses at video rate `fps` from motion time `start`, played `speed` times as fast."""

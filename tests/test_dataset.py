@@ -1,17 +1,24 @@
-"""pose_utils.synth (`make-data`): the embedded dataset's contract, checked on real renders.
+"""pose_utils.dataset (`make-data`): the embedded dataset's contract, checked on real renders.
 
 Most tests read the session's `tiny_data_dir` (conftest.py); the others render a few clips in-process
-with synth.render_clips, which gives the same clips make-data writes for a seed.
+with render.render_clips, which gives the same clips make-data writes for a seed.
 """
 
+import ast
 import filecmp
+import math
+import subprocess
+import sys
+from pathlib import Path
 
 import h5py
 import numpy as np
 import pytest
 
-from pose_utils import camera, synth
-from pose_utils.cli import main
+from pose_utils import camera
+from pose_utils.cli import build_parser, main
+from pose_utils.dataset import config_from_args, make_config, mocap, render, scene, writer
+from pose_utils.errors import ConfigError
 from pose_utils.skeleton import JOINT_NAMES, LEFT, RIGHT, bone_lengths, flip_left_right
 
 NPY = ("videoframes_clips_{}.npy", "joint_3d_clips_{}.npy")
@@ -52,7 +59,7 @@ def test_files_shapes_dtypes_and_attributes(tiny_data_dir):
     for split, n in (("train", 32), ("valid", 16)):
         data, attrs, chunks, compression = read_h5(tiny_data_dir, split)
         assert data["frames"].shape == (n, 8, 64, 64, 3) and data["frames"].dtype == np.uint8
-        assert chunks == (1, 8, 64, 64, 3) and compression == synth.FRAMES_COMPRESSION
+        assert chunks == (1, 8, 64, 64, 3) and compression == writer.FRAMES_COMPRESSION
         assert data["joints"].shape == (n, 8, 17, 3) and data["joints"].dtype == np.float32
         assert data["root"].shape == (n, 8, 3) and data["root"].dtype == np.float32
         assert data["intrinsics"].shape == (n, 3, 3) and data["intrinsics"].dtype == np.float32
@@ -60,9 +67,9 @@ def test_files_shapes_dtypes_and_attributes(tiny_data_dir):
         assert data["start_time"].dtype == np.float32 and data["speed"].dtype == np.float32
         assert data["mirrored"].dtype == bool
         assert list(attrs["joint_names"]) == list(JOINT_NAMES)
-        assert attrs["units"] == "m" and attrs["fps"] == synth.FPS and attrs["seed"] == 0
+        assert attrs["units"] == "m" and attrs["fps"] == scene.FPS and attrs["seed"] == 0
         assert attrs["preset"] == "tiny" and attrs["split"] == split and attrs["frame_size"] == 64
-        assert attrs["generator_version"] == synth.GENERATOR_VERSION and not attrs["front_cues"]
+        assert attrs["generator_version"] == writer.GENERATOR_VERSION and not attrs["front_cues"]
         assert "x right" in attrs["coordinate_frame"]
         # the course layout holds the same arrays and loads without pickle
         frames = np.load(tiny_data_dir / NPY[0].format(split), allow_pickle=False)
@@ -98,7 +105,7 @@ def test_bones_are_rigid_within_a_clip_and_fixed_per_subject(tiny_data_dir):
             assert np.ptp(mine.reshape(-1, 16), axis=0).max() < 0.002  # one body per subject
         # each subject's bones are the same body scaled by its height: shin + thigh + spine .. head
         chain = lengths[..., [1, 2, 6, 7, 8, 9]].sum(-1)
-        heights = np.array([synth.SUBJECT_INFO[s].height for s in data["subject"]])
+        heights = np.array([scene.SUBJECT_INFO[s].height for s in data["subject"]])
         ratio = chain / heights[:, None]
         assert np.ptp(ratio) < 0.005 and 0.9 < ratio.mean() < 1.0
 
@@ -107,9 +114,9 @@ def test_subjects_are_disjoint_and_every_motion_is_in_both_splits(tiny_data_dir)
     train, *_ = read_h5(tiny_data_dir, "train")
     valid, *_ = read_h5(tiny_data_dir, "valid")
     train_subjects, valid_subjects = set(train["subject"]), set(valid["subject"])
-    assert train_subjects <= set(synth.SUBJECTS["train"]) and valid_subjects <= set(synth.SUBJECTS["valid"])
+    assert train_subjects <= set(scene.SUBJECTS["train"]) and valid_subjects <= set(scene.SUBJECTS["valid"])
     assert not train_subjects & valid_subjects and len(train_subjects) >= 3
-    motions = set(synth.mocap.motion_names())
+    motions = set(mocap.motion_names())
     assert set(train["action"]) == motions == set(valid["action"])
     assert 0.2 < np.mean(np.concatenate([train["mirrored"], valid["mirrored"]])) < 0.8
     assert np.all((train["speed"] >= 0.8) & (train["speed"] <= 1.25))
@@ -117,8 +124,8 @@ def test_subjects_are_disjoint_and_every_motion_is_in_both_splits(tiny_data_dir)
 
 def test_subject_heights_are_adult(tiny_data_dir):
     pybullet = pytest.importorskip("pybullet")
-    with synth.Renderer(64) as renderer:
-        for name, info in synth.SUBJECT_INFO.items():
+    with render.Renderer(64) as renderer:
+        for name, info in scene.SUBJECT_INFO.items():
             assert 1.55 <= info.height <= 1.90
             body = renderer.body(name)
             pybullet.resetBasePositionAndOrientation(body, [0, 0, 0], [0, 0, 0, 1],
@@ -134,7 +141,7 @@ def test_subject_heights_are_adult(tiny_data_dir):
 @pytest.fixture(scope="module")
 def rendered():
     """Clips 0-14 of the tiny valid split (one per motion) with their segmentation masks."""
-    return synth.render_clips(0, "valid", range(15), 64, with_mask=True)
+    return render.render_clips(0, "valid", range(15), 64, with_mask=True)
 
 
 def test_rendered_clips_are_the_ones_make_data_wrote(tiny_data_dir, rendered):
@@ -156,7 +163,8 @@ def test_projected_joints_fall_inside_the_frame_and_on_the_body(rendered):
         spans.append(max(np.ptp(rows), np.ptp(cols)) + 1)
         on.append(at(body, uv))
         near.append(at(dilate(body, 2), uv))
-    # joint centres sit where capsules meet, so some fall just off the silhouette (NOTES.md: ~70% on it)
+    # joint centres sit where capsules meet, so some fall just off the silhouette (docs/dataset.md: about
+    # 75 % land on it)
     assert np.mean(on) > 0.6
     assert np.all(near)
     assert min(spans) >= 0.6 * 64 and np.median(spans) >= 0.75 * 64
@@ -175,17 +183,17 @@ def test_projection_matches_the_renderer_pixel_convention():
         view = camera.gl_view_matrix(R, t)
         rng = np.random.default_rng(0)
         for size, principal in ((64, None), (101, None), (224, None), (64, (20.0, 40.0))):
-            f = camera.focal_from_fov(40.0, size)
-            K = camera.intrinsics(f, *(principal or synth.principal_point(size)))
+            f = (size / 2.0) / math.tan(math.radians(40.0) / 2.0)  # a 40 degree field of view
+            K = camera.intrinsics(f, *(principal or scene.principal_point(size)))
             if principal is None:  # without the off-centre terms it is computeProjectionMatrixFOV's matrix
                 fov = pybullet.computeProjectionMatrixFOV(40.0, 1.0, 0.05, 100.0, physicsClientId=client)
-                plain = synth.gl_projection(camera.intrinsics(K[0, 0], size / 2, size / 2 - 1), size)
+                plain = render.gl_projection(camera.intrinsics(K[0, 0], size / 2, size / 2 - 1), size)
                 np.testing.assert_allclose(plain, fov, atol=1e-6)
             errors = []
             for centre in rng.uniform(-0.5, 0.5, (12, 3)) * [1, 1, 0]:
                 box = pybullet.createMultiBody(baseVisualShapeIndex=shape, basePosition=centre.tolist(),
                                                physicsClientId=client)
-                seg = pybullet.getCameraImage(size, size, view, synth.gl_projection(K, size),
+                seg = pybullet.getCameraImage(size, size, view, render.gl_projection(K, size),
                                               renderer=pybullet.ER_TINY_RENDERER, physicsClientId=client)[4]
                 pybullet.removeBody(box, physicsClientId=client)
                 rows, cols = np.nonzero(np.reshape(seg, (size, size)) == box)
@@ -198,8 +206,8 @@ def test_projection_matches_the_renderer_pixel_convention():
 
 
 def test_mirroring_flips_pixels_and_swaps_left_right_labels():
-    plain, = synth.render_clips(0, "train", [7], 64, with_mask=True, mirrored=False)
-    mirror, = synth.render_clips(0, "train", [7], 64, with_mask=True, mirrored=True)
+    plain, = render.render_clips(0, "train", [7], 64, with_mask=True, mirrored=False)
+    mirror, = render.render_clips(0, "train", [7], 64, with_mask=True, mirrored=True)
     np.testing.assert_array_equal(mirror.frames, plain.frames[:, :, ::-1])
     np.testing.assert_allclose(mirror.joints, flip_left_right(plain.joints), atol=1e-6)
     np.testing.assert_allclose(mirror.root[:, 0], -plain.root[:, 0], atol=1e-6)
@@ -212,7 +220,7 @@ def test_mirroring_flips_pixels_and_swaps_left_right_labels():
 def test_left_labels_sit_on_the_pictured_persons_left_limbs(rendered, mirrored):
     """The body's own left links are 9-14 (mask 10-15), right 3-8 (mask 4-9). In a mirror image the
     pictured person's left side is the body's right side, so the labels must swap with the picture."""
-    clips = synth.render_clips(0, "valid", range(15), 64, with_mask=True, mirrored=mirrored)
+    clips = render.render_clips(0, "valid", range(15), 64, with_mask=True, mirrored=mirrored)
     hits = {"agree": 0, "disagree": 0}
     for clip in clips:
         uv = camera.project(clip.joints + clip.root[:, None], clip.K)
@@ -231,10 +239,10 @@ def test_left_labels_sit_on_the_pictured_persons_left_limbs(rendered, mirrored):
 
 # ----------------------------------------------------------------------------- front/back cues
 def test_front_cues_change_only_head_and_chest_pixels_and_no_label():
-    plain = synth.render_clips(0, "valid", range(6), 64, with_mask=True)
-    cued = synth.render_clips(0, "valid", range(6), 64, with_mask=True, front_cues=True)
-    cue_links = {link + 1 for link, *_ in synth.FRONT_CUES}  # mask values: link index + 1
-    assert cue_links == {synth.HEAD_LINK + 1, synth.CHEST_LINK + 1}
+    plain = render.render_clips(0, "valid", range(6), 64, with_mask=True)
+    cued = render.render_clips(0, "valid", range(6), 64, with_mask=True, front_cues=True)
+    cue_links = {link + 1 for link, *_ in render.FRONT_CUES}  # mask values: link index + 1
+    assert cue_links == {render.HEAD_LINK + 1, render.CHEST_LINK + 1}
     for a, b in zip(plain, cued, strict=True):
         np.testing.assert_array_equal(a.joints, b.joints)
         np.testing.assert_array_equal(a.root, b.root)
@@ -255,9 +263,9 @@ def test_make_data_front_cues_flag(tiny_data_dir, tmp_path):
     np.testing.assert_array_equal(data["joints"], plain["joints"][:4])
     assert not np.array_equal(data["frames"], plain["frames"][:4])
     # each subject's cue colours: hair from the palette, a nose darker than the skin, a print unlike the shirt
-    for name, info in synth.SUBJECT_INFO.items():
-        colors = synth.cue_colors(name)
-        assert colors["hair"] in synth.HAIR_COLORS and colors == synth.cue_colors(name)
+    for name, info in scene.SUBJECT_INFO.items():
+        colors = render.cue_colors(name)
+        assert colors["hair"] in render.HAIR_COLORS and colors == render.cue_colors(name)
         assert sum(colors["nose"]) < sum(info.skin) and colors["print"] != info.shirt
 
 
@@ -293,7 +301,7 @@ def test_a_failure_leaves_no_files_and_keeps_the_old_dataset(tmp_path, monkeypat
     out.mkdir()
     (out / "train.h5").write_bytes(b"previous dataset")
     calls = {"n": 0}
-    real = synth.Renderer.render_clip
+    real = render.Renderer.render_clip
 
     def failing(self, spec, with_mask=False):
         calls["n"] += 1
@@ -301,7 +309,7 @@ def test_a_failure_leaves_no_files_and_keeps_the_old_dataset(tmp_path, monkeypat
             raise RuntimeError("renderer crashed")
         return real(self, spec, with_mask)
 
-    monkeypatch.setattr(synth.Renderer, "render_clip", failing)
+    monkeypatch.setattr(render.Renderer, "render_clip", failing)
     with pytest.raises(RuntimeError, match="renderer crashed"):
         main(["make-data", "--out", str(out), "--preset", "tiny", "--workers", "1"])
     assert sorted(p.name for p in out.iterdir()) == ["train.h5"]
@@ -336,7 +344,7 @@ def test_contact_sheet_draws_the_skeletons_in_side_colours():
 
     from pose_utils import plots
 
-    clip, = synth.render_clips(0, "train", [14], 64)
+    clip, = render.render_clips(0, "train", [14], 64)
     uv = camera.project(clip.joints + clip.root[:, None], clip.K)
     fig = plots.contact_sheet(clip.frames[:3], uv[:3], titles=["walk", "", "f2"], ncols=2, suptitle="t")
     ax, = fig.axes
@@ -349,3 +357,49 @@ def test_contact_sheet_draws_the_skeletons_in_side_colours():
         plots.contact_sheet(clip.frames[:3], uv[:2])
     with pytest.raises(ValueError, match="titles"):
         plots.contact_sheet(clip.frames[:3], uv[:3], titles=["a"])
+
+
+# ----------------------------------------------------------------------------- the package's layers
+GENERATOR_MODULES = ("mocap", "scene", "render", "writer", "presets", "generate")
+
+
+def test_the_generator_does_not_import_plots():
+    """Only the command layer (pose_utils.dataset.command) draws, and only when it writes the sheet."""
+    imports = "; ".join(f"import pose_utils.dataset.{m}" for m in GENERATOR_MODULES)
+    code = f"import sys; {imports}; print(sorted(m for m in sys.modules if m.startswith('pose_utils.')))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    loaded = set(ast.literal_eval(out.strip().splitlines()[-1]))
+    assert {f"pose_utils.dataset.{m}" for m in GENERATOR_MODULES} <= loaded
+    assert "pose_utils.plots" not in loaded
+
+
+def test_the_generator_imports_nothing_above_the_core_it_needs():
+    allowed = {"skeleton", "camera", "errors", "fileio"}
+    folder = Path(render.__file__).parent
+    for name in GENERATOR_MODULES:
+        tree = ast.parse((folder / f"{name}.py").read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.level == 2:  # from ..X import ...
+                targets = {node.module} if node.module else {a.name for a in node.names}
+                assert targets <= allowed, (name, targets)
+            elif isinstance(node, ast.ImportFrom) and node.level == 0:
+                assert not node.module.startswith("pose_utils"), (name, node.module)
+            elif isinstance(node, ast.Import):
+                assert not any(a.name.startswith("pose_utils") for a in node.names), name
+
+
+def test_make_config_checks_like_the_flags(tmp_path):
+    cfg = make_config(tmp_path / "d", preset="tiny", format="h5", seed=3, workers=2)
+    assert (cfg.frame_size, cfg.train_clips, cfg.valid_clips, cfg.formats) == (64, 32, 16, ("h5",))
+    assert (cfg.seed, cfg.workers, cfg.front_cues) == (3, 2, False)
+    assert make_config(tmp_path / "d", frame_size=96, train_clips=5).frame_size == 96
+    args = build_parser().parse_args(["make-data", "--out", str(tmp_path / "d"), "--workers", "2"])
+    assert config_from_args(args) == make_config(tmp_path / "d", workers=2)
+    for kwargs, message in (({"preset": "huge"}, "--preset must be one of"),
+                            ({"format": "zip"}, "--format must be h5, npy or both"),
+                            ({"seed": -1}, "--seed must be a non-negative integer"),
+                            ({"frame_size": 8}, "--frame-size must be between 32 and 1024"),
+                            ({"train_clips": -2}, "--train-clips must be positive"),
+                            ({"workers": -1}, "--workers must be positive")):
+        with pytest.raises(ConfigError, match=message):
+            make_config(tmp_path / "d", **kwargs)

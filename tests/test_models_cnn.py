@@ -1,4 +1,4 @@
-"""The models beyond the report (pose_utils/variants.py): registry, shapes, sizes, heads, saving."""
+"""The models beyond the report (pose_utils/models/): registry, shapes, sizes, heads, saving."""
 
 import numpy as np
 import pytest
@@ -129,7 +129,7 @@ def test_options_change_the_model_and_bad_values_are_clear():
 
 
 def test_color_jitter_changes_colours_per_clip_only_in_training():
-    from pose_utils.variants import ClipColorJitter
+    from pose_utils.models.layers import ClipColorJitter
 
     layer = ClipColorJitter(0.3, seed=1)
     # Every frame of a clip is the same flat grey: a per-clip jitter keeps the frames identical.
@@ -143,7 +143,7 @@ def test_color_jitter_changes_colours_per_clip_only_in_training():
 
 
 def test_zoom_magnifies_about_the_centre_per_clip_only_in_training():
-    from pose_utils.variants import ClipZoom
+    from pose_utils.models.layers import ClipZoom
 
     # One bright pixel 4 columns right of the centre of a 15x15 frame, the same in all 8 frames.
     x = np.zeros((6, 8, 15, 15, 1), np.float32)
@@ -163,7 +163,7 @@ def test_zoom_magnifies_about_the_centre_per_clip_only_in_training():
 
 
 def test_channel_shuffle_permutes_each_clips_channels_only_in_training():
-    from pose_utils.variants import ClipChannelShuffle
+    from pose_utils.models.layers import ClipChannelShuffle
 
     x = np.broadcast_to(np.array([0.1, 0.5, 0.9], np.float32), (64, 8, 4, 4, 3)).copy()
     layer = ClipChannelShuffle(seed=0)

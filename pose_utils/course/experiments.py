@@ -1,0 +1,128 @@
+"""The sweep of notebook 05: the training notebook run once per setting with papermill, one factor at a
+time, and the results table and curves' runs.
+
+Each setting's run goes to SWEEP_DIR/<setting name>/ (the executed notebook, its run/ folder and its
+kernel's stderr log). A setting whose run already finished there with the same parameters is reused, so
+an interrupted sweep continues where it stopped.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from pathlib import Path
+
+from ..errors import ConfigError, PoseUtilsError
+from ..fileio import read_json, write_json
+from .execute import execute_notebook, notebook_parameters, stderr_to
+
+
+def sweep_settings(factors: dict, base: dict) -> list[dict]:
+    """One-factor-at-a-time settings, as in the report's discussion.
+
+    factors: {"batch_size": [1, 5, 10], "learning_rate": [1e-4, 1e-3]}; base: the values of the other
+    factors, e.g. {"batch_size": 5, "learning_rate": 1e-4}. Returns the distinct settings, each a dict
+    holding every factor, in a stable order (the base setting first).
+    """
+    for name, values in factors.items():
+        if name not in base:
+            raise ConfigError(f"sweep factor {name!r} needs a base value")
+        if not isinstance(values, (list, tuple)) or not values:
+            raise ConfigError(f"sweep factor {name!r} needs a non-empty list of values, got {values!r}")
+    settings = [dict(base)]
+    for name, values in factors.items():
+        for value in values:
+            setting = {**base, name: value}
+            if setting not in settings:
+                settings.append(setting)
+    return settings
+
+
+def _setting_name(setting: dict) -> str:
+    short = {"batch_size": "bs", "learning_rate": "lr", "epochs": "ep", "model": "m", "seed": "s"}
+    return "_".join(f"{short.get(k, k)}{v:g}" if isinstance(v, float) else f"{short.get(k, k)}{v}"
+                    for k, v in setting.items())
+
+
+def _reusable(run_dir: Path, params: dict) -> bool:
+    """True when RUN_DIR holds a finished run (training.run_finished) of these parameters, on the same
+    data: what lets an interrupted sweep continue instead of training that setting again."""
+    from ..training import run_finished
+
+    if not run_finished(run_dir, params.get("epochs")):
+        return False
+    try:
+        config = read_json(run_dir / "config.json")
+        trained_on = read_json(run_dir / "data.json").get("data_dir") if "data_dir" in params else None
+    except PoseUtilsError:
+        return False
+    same = all(config.get(k) == v for k, v in params.items() if k in config)
+    if "data_dir" in params:
+        same = same and trained_on == str(Path(params["data_dir"]).resolve())
+    return same
+
+
+def sweep(training_notebook: str | os.PathLike, sweep_dir: str | os.PathLike, settings: list[dict],
+          fixed: dict, progress: bool = True) -> list[dict]:
+    """Run the training notebook once per setting with papermill; collect each run's history.
+
+    Each run goes to SWEEP_DIR/<setting name>/ (the executed notebook and its run/ folder); a setting whose
+    run already finished there (same parameters, same data) is reused. fixed: parameters every run gets
+    (data_dir, epochs, clip limits, ...). Returns one dict per setting: the setting's values, "run_dir",
+    "history", "seconds" (wall time of the run, ~0 when reused), "final_val_mpjpe", "best_val_mpjpe"
+    (mm), "clips_per_second" (training speed of the last epoch); the list is also written to
+    SWEEP_DIR/results.json.
+    """
+    from tqdm.auto import tqdm
+
+    sweep_dir = Path(sweep_dir)
+    sweep_dir.mkdir(parents=True, exist_ok=True)
+    accepted = notebook_parameters(training_notebook)
+    for name in {k for s in settings for k in s} | set(fixed) | {"run_dir"}:
+        if name not in accepted:
+            raise ConfigError(f"{Path(training_notebook).name} has no parameter {name!r} to sweep or fix")
+    results = []
+    for setting in tqdm(settings, desc="sweep", unit="run", disable=not progress):
+        name = _setting_name(setting)
+        run_dir = sweep_dir / name / "run"
+        params = {**fixed, **setting, "run_dir": str(run_dir.resolve()), "overwrite": True}
+        params = {k: v for k, v in params.items() if k in accepted}
+        tic = time.perf_counter()
+        if not _reusable(run_dir, params):
+            (sweep_dir / name).mkdir(parents=True, exist_ok=True)
+            # The run's kernel inherits our stderr: keep its TensorFlow start-up lines in a log file, not in
+            # the output of the cell that runs the sweep.
+            with stderr_to(sweep_dir / name / "kernel-stderr.log"):
+                execute_notebook(Path(training_notebook), sweep_dir / name / Path(training_notebook).name,
+                                 params, progress=False)
+        history = read_json(run_dir / "history.json")
+        val = history.get("val_mpjpe") or [math.nan]
+        speed = history.get("clips_per_second") or [math.nan]
+        results.append({**setting, "run_dir": str(run_dir), "history": history,
+                        "seconds": round(time.perf_counter() - tic, 1),
+                        "final_val_mpjpe": float(val[-1]), "best_val_mpjpe": float(min(val)),
+                        # the last epoch's speed: the first one includes tracing the compiled step
+                        "clips_per_second": float(speed[-1])})
+    write_json(sweep_dir / "results.json", results)
+    return results
+
+
+def sweep_rows(results: list[dict], factors=("batch_size", "learning_rate")) -> list[list]:
+    """The sweep's results table: header + one row per run (factor values, final/best MPJPE, speed)."""
+    header = [*factors, "final val MPJPE (mm)", "best val MPJPE (mm)", "train MPJPE (mm)", "clips/s",
+              "seconds"]
+    rows = [header]
+    for r in results:
+        train_mpjpe = (r["history"].get("train_mpjpe") or [math.nan])[-1]
+        rows.append([*(f"{r[f]:g}" if isinstance(r[f], float) else r[f] for f in factors),
+                     f"{r['final_val_mpjpe']:.1f}", f"{r['best_val_mpjpe']:.1f}", f"{train_mpjpe:.1f}",
+                     f"{r['clips_per_second']:.1f}", f"{r['seconds']:.0f}"])
+    return rows
+
+
+def runs_varying(results: list[dict], factor: str, base: dict) -> list[dict]:
+    """The sweep results that vary `factor` while every other factor of `base` keeps its base value,
+    sorted by the factor (the runs of one curve of a one-factor-at-a-time sweep)."""
+    chosen = [r for r in results if all(r.get(k) == v for k, v in base.items() if k != factor)]
+    return sorted(chosen, key=lambda r: r[factor])
