@@ -10,12 +10,13 @@ STAMP := $(VENV)/.installed-stamp
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export MPLBACKEND ?= agg
 
-.PHONY: demo test test-fast lint lab data clean help
+.PHONY: demo test test-fast check lint lab data clean help release
 
 help:
 	@echo "make demo   render the embedded dataset, run the notebooks end to end into outputs/"
 	@echo "make test   run every test (pytest + nbval on the notebooks)"
 	@echo "make test-fast  the tests without the notebook runs (marked slow)"
+	@echo "make check  the assignment's checks in the notebooks (nbval): points so far, exercises to write"
 	@echo "make lint   ruff"
 	@echo "make lab    open JupyterLab on notebooks/ with the project's environment"
 
@@ -44,6 +45,17 @@ test: $(STAMP)
 # The inner loop: every test but those that execute the notebooks (pytest marker `slow`).
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest tests -m "not slow" -p no:cacheprovider
+
+# The assignment's public checks as a student runs them before submitting (docs/assignment.md): nbval
+# executes the notebooks; the summary gives the points of each check cell and the exercises to write.
+check: $(STAMP)
+	$(BIN)/python -m pytest notebooks --nbval-lax --nbval-current-env -p no:cacheprovider -q --tb=no -rN
+
+### BEGIN HIDDEN TESTS
+# The student version of this repository (pose_utils/course/release.py): make release OUT=DIR.
+release: $(STAMP)
+	$(BIN)/python -m pose_utils release --out $(or $(OUT),release)
+### END HIDDEN TESTS
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -90,3 +90,29 @@ def _check_executed(item):
     if item.options["check"] and not unrun:
         if not item.compare_outputs(outs, coalesce_streams(item.cell.outputs)):
             item.raise_cell_error("Cell outputs differ", "\n".join(item.comparison_traceback))
+
+
+# The assignment's checks (pose_utils.course.checks): points per check cell and the exercises still to
+# write, printed at the end of the run (`make check` shows only this summary).
+from pose_utils.course.checks import Tally  # noqa: E402
+
+_TALLY = Tally()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    _TALLY.record_check(item, report)
+    _TALLY.skip_if_unwritten(item, report)
+
+
+def pytest_terminal_summary(terminalreporter):
+    for line in _TALLY.summary_lines():
+        terminalreporter.write_line(line)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """A failed check fails the run, even when its cell is reported as skipped (unwritten exercise)."""
+    if exitstatus == 0 and not _TALLY.all_checks_passed:
+        session.exitstatus = 1

@@ -231,6 +231,9 @@ def run_entry(name: str, recipe: Recipe, preset: Preset, data_dir: Path, out_dir
     metrics = evaluate(data_dir, run_dir, run_dir / "eval", flip_test=recipe.flip_test)
     import keras
 
+    from .models import register_layers
+
+    register_layers()  # the saved models use this package's layers (the seed's BatchedLSTM too)
     params = keras.models.load_model(run_dir / "model.keras", compile=False, safe_mode=True).count_params()
     return {
         "mpjpe_mm": metrics["mpjpe_mm"],

@@ -11,7 +11,7 @@ import argparse
 import importlib
 import sys
 
-from .errors import PoseUtilsError, unwrap
+from .errors import PoseUtilsError, unwrap, unwritten_exercise
 
 # command -> "module:function"; the function takes the parsed argparse.Namespace.
 COMMANDS = {
@@ -21,6 +21,10 @@ COMMANDS = {
     "evaluate": "pose_utils.evaluate:main",
     "run-notebooks": "pose_utils.course.runner:main",
     "benchmark": "pose_utils.benchmark:main",
+    ### BEGIN HIDDEN TESTS
+    "release": "pose_utils.course.release:main",
+    "grade": "pose_utils.course.grade:main",
+    ### END HIDDEN TESTS
 }
 
 
@@ -128,6 +132,29 @@ def build_parser() -> argparse.ArgumentParser:
                    help="quick (~20 min on 2 cores), full (hours; docs/models.md), tiny (smoke test)")
     p.add_argument("--out", required=True, help="folder for results.json, results.md, per_joint.png, runs/")
     p.add_argument("--data", default=None, help="dataset folder (default: render the preset's data)")
+
+    ### BEGIN HIDDEN TESTS
+    # The instructor's commands; the student version leaves them out (pose_utils.course.release).
+    p = sub.add_parser("release", help="write the student version of this repository")
+    p.add_argument("--out", required=True, help="a new folder for the student repository")
+
+    p = sub.add_parser("grade", help="grade student submissions (folders or .zip files) with nbval")
+    p.add_argument("submissions", nargs="+", metavar="SUBMISSION",
+                   help="a student repository: folder or .zip")
+    p.add_argument("--out", required=True, help="folder for grades.csv, grades.md and one folder per student")
+    p.add_argument("--jobs", type=_positive_int, default=1, help="submissions graded at once (default: 1)")
+    p.add_argument("--timeout", type=_positive_float, default=900.0,
+                   help="seconds one submission may take in all (default: 900)")
+    p.add_argument("--cell-timeout", type=_positive_float, default=300.0,
+                   help="seconds one notebook cell may take (default: 300)")
+    p.add_argument("--instructor", default=None,
+                   help="the instructor's repository (default: the one this pose_utils comes from)")
+    p.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
+                   help="a notebook parameter for grading, over the defaults (GRADING_PARAMETERS in "
+                        "pose_utils/course/grade.py: tiny data rendered into OUT/grading-data, one epoch)")
+    p.add_argument("--checks-only", action="store_true",
+                   help="run the checks only, not the student's own notebooks as submitted (faster)")
+    ### END HIDDEN TESTS
     return parser
 
 
@@ -138,6 +165,9 @@ def main(argv: list[str] | None = None) -> int:
         func = getattr(importlib.import_module(module_name), func_name)
         return int(func(args) or 0)
     except Exception as e:
+        if unwritten_exercise(e) and not args.debug:  # the student version, before the student wrote it
+            print(f"error: {e}", file=sys.stderr)
+            return PoseUtilsError.exit_code
         error = e if isinstance(e, PoseUtilsError) else unwrap(e)
         if error is None or args.debug:
             raise

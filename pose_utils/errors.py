@@ -1,6 +1,19 @@
 """User-facing errors: one plain message, no traceback (the CLI prints it and exits non-zero)."""
 
 
+# How an unwritten exercise of the student version says so: NotImplementedError("Exercise: write F in FILE
+# (NOTEBOOK explains it)"), written by pose_utils.course.release. The CLI, the notebook runner and the
+# tests turn it into one line instead of a traceback.
+EXERCISE_PREFIX = "Exercise: "
+
+
+def unwritten_exercise(exc: BaseException) -> str | None:
+    """The message of an unwritten exercise's NotImplementedError, or None for any other exception."""
+    if isinstance(exc, NotImplementedError) and str(exc).startswith(EXERCISE_PREFIX):
+        return str(exc)
+    return None
+
+
 class PoseUtilsError(Exception):
     """A problem the user can fix (bad file, bad flag, bad value); the message says what and where."""
 

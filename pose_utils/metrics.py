@@ -27,24 +27,33 @@ def _check_pair(y_true, y_pred, min_rank: int = 2) -> tuple[np.ndarray, np.ndarr
 def mse_loss(y_true, y_pred) -> float:
     """Report eq. (2): squared error averaged over clips, frames, joints and the 3 coordinates."""
     y_true, y_pred = _check_pair(y_true, y_pred)
+    ### BEGIN SOLUTION (notebooks/02_model.ipynb)
     return float(np.mean((y_true - y_pred) ** 2))
+    ### END SOLUTION
 
 
 def joint_errors(y_true, y_pred) -> np.ndarray:
     """Euclidean distance per joint. Inputs (..., 17, 3); returns (..., 17)."""
     y_true, y_pred = _check_pair(y_true, y_pred)
-    return np.linalg.norm(y_pred - y_true, axis=-1)
+    ### BEGIN SOLUTION (notebooks/02_model.ipynb)
+    return np.sqrt(np.sum((y_pred - y_true) ** 2, axis=-1))
+    ### END SOLUTION
 
 
 def mpjpe(y_true, y_pred) -> float:
     """Report eq. (3), Protocol 1: mean Euclidean joint error over clips, frames and joints."""
+    # joint_errors(y_true, y_pred): (..., 17)
+    ### BEGIN SOLUTION (notebooks/02_model.ipynb)
     return float(np.mean(joint_errors(y_true, y_pred)))
+    ### END SOLUTION
 
 
 def per_joint_mpjpe(y_true, y_pred) -> np.ndarray:
     """MPJPE of each of the 17 joints (the report's table). Inputs (..., 17, 3); returns (17,)."""
-    errors = joint_errors(y_true, y_pred)
-    return errors.reshape(-1, NUM_JOINTS).mean(axis=0)
+    # joint_errors(y_true, y_pred): (..., 17)
+    ### BEGIN SOLUTION (notebooks/02_model.ipynb)
+    return joint_errors(y_true, y_pred).reshape(-1, NUM_JOINTS).mean(axis=0)
+    ### END SOLUTION
 
 
 def procrustes_align(y_true, y_pred) -> np.ndarray:

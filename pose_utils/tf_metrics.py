@@ -21,7 +21,9 @@ def _pair(y_true, y_pred):
 def mse_per_clip(y_true, y_pred) -> tf.Tensor:
     """Report eq. (2) per clip: squared error averaged over frames, joints and coordinates, (B,)."""
     y_true, y_pred = _pair(y_true, y_pred)
+    ### BEGIN SOLUTION (notebooks/03_training.ipynb)
     return tf.reduce_mean(tf.square(y_pred - y_true), axis=[1, 2, 3])
+    ### END SOLUTION
 
 
 def mpjpe_per_clip(y_true, y_pred, smooth: bool = False) -> tf.Tensor:
@@ -31,9 +33,11 @@ def mpjpe_per_clip(y_true, y_pred, smooth: bool = False) -> tf.Tensor:
     on the metric itself); the value differs from |d| by at most 1e-6 of the unit.
     """
     y_true, y_pred = _pair(y_true, y_pred)
-    squared = tf.reduce_sum(tf.square(y_pred - y_true), axis=-1)
-    distance = tf.sqrt(squared + SMOOTH_EPSILON) if smooth else tf.norm(y_pred - y_true, axis=-1)
+    ### BEGIN SOLUTION (notebooks/03_training.ipynb)
+    squared = tf.reduce_sum(tf.square(y_pred - y_true), axis=-1)  # (B, T, 17)
+    distance = tf.sqrt(squared + SMOOTH_EPSILON) if smooth else tf.sqrt(squared)
     return tf.reduce_mean(distance, axis=[1, 2])
+    ### END SOLUTION
 
 
 def mse_loss(y_true, y_pred) -> tf.Tensor:

@@ -10,9 +10,9 @@ from toydata import run_cli, write_toy_data
 from pose_utils import camera
 from pose_utils.data import epoch_order, flip_mask, open_split, roll_angles, tf_dataset
 from pose_utils.errors import ConfigError, DataError
+from pose_utils.evaluate import load_run
 from pose_utils.keypoints import flip_keypoints, project_keypoints, roll_keypoints
 from pose_utils.skeleton import ROOT, flip_left_right
-from pose_utils.evaluate import load_run
 from pose_utils.training import KEYPOINT_HISTORY_KEY, TrainConfig, train
 
 

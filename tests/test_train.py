@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from toydata import QUIET_ENV, pose_utils_command, run_cli, write_toy_data
 
-from pose_utils.errors import ConfigError, DataError, TrainingError
 from pose_utils.data import subset
+from pose_utils.errors import ConfigError, DataError, TrainingError
 from pose_utils.evaluate import load_run, predict
 from pose_utils.training import HISTORY_KEYS, TrainConfig, train
 
@@ -447,7 +447,8 @@ def test_seed_tanh_trains_on_raw_metres(toy_dir, tmp_path):
     from pose_utils.fileio import read_json
 
     run = tmp_path / "tanh"
-    history = train(toy_dir, run, TrainConfig(model="seed_tanh", epochs=2, learning_rate=1e-3), progress=False)
+    config = TrainConfig(model="seed_tanh", epochs=2, learning_rate=1e-3)
+    history = train(toy_dir, run, config, progress=False)
     assert read_json(run / "target_transform.json")["kind"] == "identity"
     with open_split(toy_dir, "train") as store:
         labels = np.asarray(store.joints)

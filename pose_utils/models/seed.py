@@ -32,28 +32,36 @@ def seed_stack(frames: int, frame_size: int, head: str | None, name: str):
     → dense (B,8,51) → reshape (B,8,17,3); 77,455,233 parameters, 77.45 M of them in the LSTM.
     """
     import keras
-    from keras import layers
-
-    from .layers import BatchedLSTM
 
     if frame_size < SEED_KERNEL + 1:
         what = "the seed model" if name == "seed" else name
         raise ConfigError(f"frame_size must be at least {SEED_KERNEL + 1} for {what}, got {frame_size}")
     inputs = keras.Input((frames, frame_size, frame_size, 3), name="frames")
+    # Keras layers (keras.layers) and this package's BatchedLSTM (.layers; keras.layers.LSTM computes the
+    # same, slower). Name the layers conv, pool, flatten, lstm: the notebooks and checks find them by name.
+    # The head (Dense(51) named "head", then the (17, 3) reshape named "pose") is pose_head(x, frames, head).
+    ### BEGIN SOLUTION (notebooks/02_model.ipynb)
+    from keras import layers
+
+    from .layers import BatchedLSTM
+
     x = layers.Conv3D(SEED_FILTERS, (1, SEED_KERNEL, SEED_KERNEL), activation="relu", name="conv")(inputs)
     x = layers.MaxPool3D(pool_size=SEED_POOL, strides=SEED_POOL, name="pool")(x)
     x = layers.Reshape((frames, -1), name="flatten")(x)
     x = BatchedLSTM(SEED_LSTM_UNITS, return_sequences=True, name="lstm")(x)
     return keras.Model(inputs, pose_head(x, frames, head), name=name)
+    ### END SOLUTION
 
 
 def pose_head(x, frames: int, activation: str | None = None):
     """Dense(51) head: (B, T, F) → (B, T, 17, 3), float32 even under mixed precision, so a bounded head
     saturates the same way in every precision."""
+    ### BEGIN SOLUTION (notebooks/02_model.ipynb)
     from keras import layers
 
     x = layers.Dense(NUM_JOINTS * 3, activation=activation, dtype="float32", name="head")(x)
     return layers.Reshape((frames, NUM_JOINTS, 3), dtype="float32", name="pose")(x)
+    ### END SOLUTION
 
 
 def build_seed(frames: int = NUM_FRAMES, frame_size: int = 224):

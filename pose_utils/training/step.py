@@ -15,14 +15,14 @@ def train_step(model, optimizer, x, loss_of):
     (B, 8, H, W, 3) float32 in [0, 1]; loss_of: a function of the model's outputs returning the scalar
     loss to minimise. Returns (loss, outputs), both tensors.
     """
+    ### BEGIN SOLUTION (notebooks/03_training.ipynb)
     import tensorflow as tf
 
     variables = model.trainable_variables
-    ### BEGIN SOLUTION
     with tf.GradientTape() as tape:
         outputs = model(x, training=True)
         loss = loss_of(outputs)
     grads = tape.gradient(loss, variables)
     optimizer.apply(grads, variables)
-    ### END SOLUTION
     return loss, outputs
+    ### END SOLUTION

@@ -1,0 +1,235 @@
+"""The student version of this repository: `python -m pose_utils release --out DIR` (`make release`).
+
+Derived from this, the instructor's, repository and never edited by hand (nbgrader's rule: one source
+of truth). What changes on the way:
+
+- every file git tracks (or would track: new files not ignored) is copied, except INSTRUCTOR_ONLY (the
+  grader and the release tool, and their tests); data, runs, outputs and results are ignored files;
+- in Python files each `### BEGIN SOLUTION (NOTEBOOK)` ... `### END SOLUTION` region becomes
+  `# YOUR CODE HERE` and `raise NotImplementedError("Exercise: write F in FILE (NOTEBOOK explains it)")`,
+  at the region's indentation;
+- in every text file, `### BEGIN HIDDEN TESTS` ... `### END HIDDEN TESTS` blocks are removed (the
+  command-line entries of `grade` and `release` are such a block);
+- in notebooks, cells tagged `hidden` are removed, answer cells' solution regions become
+  "YOUR ANSWER HERE", and every output is cleared except those of the public check cells: they are the
+  reference nbval compares a student's run with (`make check`). The paired Markdown copies under
+  `notebooks/text/` are written from the released notebooks, so the two agree;
+- README.md gains a first paragraph saying what to write.
+
+The release is written into a temporary folder beside DIR and renamed into place: an interrupted run
+leaves no half release, and DIR must not exist yet.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import EXERCISE_PREFIX, ConfigError, DataError
+
+# Files a student never gets: grading, releasing, their tests and the grading benchmark.
+INSTRUCTOR_ONLY = (
+    "pose_utils/course/grade.py",
+    "pose_utils/course/sandbox.py",
+    "pose_utils/course/release.py",
+    "tests/test_grade.py",
+    "tests/test_release.py",
+    "benchmarks/grading.py",
+)
+BEGIN_SOLUTION = re.compile(r"^(?P<indent>[ \t]*)### BEGIN SOLUTION(?:\s*\((?P<notebook>[^)]*)\))?\s*$")
+END_SOLUTION = re.compile(r"^[ \t]*### END SOLUTION\s*$")
+BEGIN_HIDDEN = re.compile(r"^[ \t]*### BEGIN HIDDEN TESTS\s*$")
+END_HIDDEN = re.compile(r"^[ \t]*### END HIDDEN TESTS\s*$")
+DEF = re.compile(r"^(?P<indent>[ \t]*)(?:async\s+)?def (?P<name>\w+)\s*\(")
+HIDDEN_TAG, CHECK_TAG, ANSWER_TAG = "hidden", "check", "answer"
+ANSWER_PLACEHOLDER = "YOUR ANSWER HERE"
+TEXT_SUFFIXES = {".py", ".md", ".txt", ".toml", ".yml", ".yaml", ".cfg", ".ini", ".sh", ""}
+
+
+@dataclass(frozen=True)
+class Exercise:
+    """One solution region: the function it sits in, its file, and the notebook that explains it."""
+
+    path: str
+    function: str
+    notebook: str
+
+    @property
+    def message(self) -> str:
+        where = f" ({self.notebook} explains it)" if self.notebook else ""
+        return f"{EXERCISE_PREFIX}write {self.function} in {self.path}{where}"
+
+
+def _regions(lines: list[str], begin: re.Pattern, end: re.Pattern, where: str):
+    """(start, stop) line indices of each begin..end block, stop exclusive; DataError when unbalanced."""
+    start = None
+    for i, line in enumerate(lines):
+        if begin.match(line):
+            if start is not None:
+                raise DataError(f"{where}:{i + 1}: a region begins inside the region of line {start + 1}")
+            start = i
+        elif end.match(line):
+            if start is None:
+                raise DataError(f"{where}:{i + 1}: a region ends that never began")
+            yield start, i + 1
+            start = None
+    if start is not None:
+        raise DataError(f"{where}:{start + 1}: the region never ends")
+
+
+def strip_hidden(text: str, where: str) -> str:
+    """`text` without its `### BEGIN HIDDEN TESTS` ... `### END HIDDEN TESTS` blocks."""
+    lines = text.splitlines(keepends=True)
+    for start, stop in reversed(list(_regions(lines, BEGIN_HIDDEN, END_HIDDEN, where))):
+        del lines[start:stop]
+    return "".join(lines)
+
+
+def clear_solutions(text: str, path: str) -> tuple[str, list[Exercise]]:
+    """`text` with each solution region replaced by the student's stub; the exercises, in file order."""
+    lines = text.splitlines(keepends=True)
+    exercises, out, last = [], [], 0
+    for start, stop in _regions(lines, BEGIN_SOLUTION, END_SOLUTION, path):
+        match = BEGIN_SOLUTION.match(lines[start])
+        indent = match["indent"]
+        function = next((m["name"] for line in reversed(lines[:start]) if (m := DEF.match(line))
+                         and len(m["indent"]) < len(indent)), "the code")
+        exercise = Exercise(path, function, (match["notebook"] or "").strip())
+        exercises.append(exercise)
+        out += lines[last:start]
+        out += [f"{indent}# YOUR CODE HERE\n", f"{indent}raise NotImplementedError(\n",
+                f"{indent}    {json.dumps(exercise.message)})\n"]
+        last = stop
+    return "".join(out + lines[last:]), exercises
+
+
+def _answer_stub(source: str, where: str) -> str:
+    lines = source.splitlines(keepends=True)
+    blocks = list(_regions(lines, re.compile(r"^\s*### BEGIN SOLUTION\s*$"), END_SOLUTION, where))
+    for start, stop in reversed(blocks):
+        lines[start:stop] = [ANSWER_PLACEHOLDER + "\n"]
+    return "".join(lines).rstrip("\n") if blocks else ANSWER_PLACEHOLDER
+
+
+def release_notebook(nb, where: str) -> tuple[object, list[Exercise]]:
+    """The student's copy of notebook `nb` (nbformat NotebookNode), changed in place, and its exercises."""
+    exercises, kept = [], []
+    for cell in nb.cells:
+        tags = set(cell.get("metadata", {}).get("tags", []))
+        if HIDDEN_TAG in tags:
+            continue
+        source = strip_hidden(cell.source, where)
+        if cell.cell_type == "code":
+            source, found = clear_solutions(source, where)
+            exercises += found
+            if CHECK_TAG not in tags:  # nbval errors on an unrun cell with outputs: checks keep their count
+                cell.outputs = []
+                cell.execution_count = None
+        elif ANSWER_TAG in tags:
+            source = _answer_stub(source, where)
+        cell.source = source
+        kept.append(cell)
+    nb.cells = kept
+    return nb, exercises
+
+
+def tracked_files(root: Path) -> list[str]:
+    """The files of the repository at `root` that git tracks or would track (not ignored), sorted."""
+    try:
+        done = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+                              cwd=root, capture_output=True, check=True)
+    except (OSError, subprocess.CalledProcessError) as e:
+        raise DataError(f"{root}: not a git checkout, so which files belong to the release is unknown "
+                        f"({e})") from None
+    names = sorted({n for n in done.stdout.decode().split("\0") if n})
+    return [n for n in names if (root / n).is_file()]
+
+
+def _readme_banner(exercises: list[Exercise]) -> str:
+    by_file: dict[str, list[str]] = {}
+    for ex in exercises:
+        by_file.setdefault(ex.path, []).append(ex.function)
+    rooms = "; ".join(f"`{path}`: {', '.join(f'`{f}`' for f in functions)}"
+                      for path, functions in by_file.items())
+    return (
+        f"> **Student version.** {len(exercises)} functions are yours to write, each marked"
+        f" `# YOUR CODE HERE` and explained by a notebook: {rooms}. `make check` runs the notebooks' public"
+        " checks and says"
+        " how far you are; `docs/assignment.md` says what to hand in.\n\n"
+    )
+
+
+def release(root, out) -> dict:
+    """Write the student version of the repository at `root` into the new folder `out`.
+
+    Returns {"files": count, "exercises": [Exercise, ...], "removed_cells": count}.
+    """
+    import jupytext
+    import nbformat
+
+    root, out = Path(root).resolve(), Path(out)
+    if out.exists():
+        raise ConfigError(f"--out {out}: exists already; the release goes into a new folder")
+    if out.resolve().is_relative_to(root) and not _ignored(root, out):
+        raise ConfigError(f"--out {out}: inside the repository but not ignored by git; choose a folder "
+                          "outside it or under an ignored one (release/ is ignored)")
+    files = [f for f in tracked_files(root) if f not in INSTRUCTOR_ONLY]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    exercises, removed = [], 0
+    try:
+        notebooks = {}
+        for name in files:
+            src, dst = root / name, tmp / name
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            if name.endswith(".ipynb"):
+                nb = nbformat.read(src, as_version=4)
+                before = len(nb.cells)
+                nb, found = release_notebook(nb, name)
+                removed += before - len(nb.cells)
+                exercises += found
+                nbformat.write(nb, dst)
+                notebooks[name] = nb
+            elif Path(name).suffix in TEXT_SUFFIXES or Path(name).name == "Makefile":
+                text = strip_hidden(src.read_text(), name)
+                if name.endswith(".py"):
+                    text, found = clear_solutions(text, name)
+                    exercises += found
+                dst.write_text(text)
+            else:
+                shutil.copyfile(src, dst)
+            shutil.copymode(src, dst)
+        for name, nb in notebooks.items():  # the paired Markdown copies follow the released notebooks
+            paired = tmp / Path(name).parent / "text" / (Path(name).stem + ".md")
+            if paired.is_file():
+                jupytext.write(nb, paired, fmt="md")
+        readme = tmp / "README.md"
+        if readme.is_file():
+            text = readme.read_text()
+            head, sep, rest = text.partition("\n\n")
+            readme.write_text(head + sep + _readme_banner(exercises) + rest)
+        os.replace(tmp, out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return {"files": len(files), "exercises": exercises, "removed_cells": removed}
+
+
+def _ignored(root: Path, path: Path) -> bool:
+    done = subprocess.run(["git", "check-ignore", "-q", str(path.resolve())], cwd=root)
+    return done.returncode == 0
+
+
+def main(args) -> int:
+    """`python -m pose_utils release --out DIR`."""
+    result = release(Path(__file__).resolve().parents[2], args.out)
+    print(f"wrote the student version to {args.out}: {result['files']} files, "
+          f"{len(result['exercises'])} exercises, {result['removed_cells']} hidden cells left out")
+    for ex in result["exercises"]:
+        print(f"  {ex.path}: {ex.function}" + (f" ({ex.notebook})" if ex.notebook else ""))
+    return 0
