@@ -19,15 +19,10 @@ from pathlib import Path
 import pytest
 
 from pose_utils.course import sandbox
-from pose_utils.course.grade import (
-    describe_failure,
-    grade,
-    junit_key,
-    main,
-    read_instructor,
-    submission_names,
-)
+from pose_utils.course.grade import grade, main, submission_names
+from pose_utils.course.instructor import read_instructor
 from pose_utils.course.sandbox import Rejected, unzip_safely
+from pose_utils.course.scoring import describe_failure, junit_key
 from pose_utils.errors import ConfigError
 
 pytestmark = pytest.mark.skipif(sandbox.unavailable() is not None, reason=str(sandbox.unavailable()))

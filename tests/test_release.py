@@ -113,23 +113,8 @@ def test_filling_the_exercises_back_gives_this_repositorys_code(released):
     out, result = released
     for name in sorted({ex.path for ex in result["exercises"]}):
         original = rel.strip_hidden((ROOT / name).read_text(), name)
-        filled = fill_back((out / name).read_text(), original)
+        filled = rel.fill_solutions((out / name).read_text(), original, name)
         assert filled == _without_markers(original), name
-
-
-def fill_back(student_text: str, instructor_text: str) -> str:
-    """The student's file with every `# YOUR CODE HERE` stub replaced by the instructor's region body."""
-    bodies = [lines[a + 1:b - 1] for a, b, lines in _solution_regions(instructor_text)]
-    out, lines, i = [], student_text.splitlines(keepends=True), 0
-    while i < len(lines):
-        if lines[i].strip() == "# YOUR CODE HERE":
-            out += bodies.pop(0)
-            i += 3  # the comment, `raise NotImplementedError(` and its message line
-        else:
-            out.append(lines[i])
-            i += 1
-    assert not bodies, "a region without its stub"
-    return "".join(out)
 
 
 def _without_markers(text: str) -> str:

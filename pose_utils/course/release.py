@@ -9,7 +9,8 @@ of truth). What changes on the way:
   `# YOUR CODE HERE` and `raise NotImplementedError("Exercise: write F in FILE (NOTEBOOK explains it)")`,
   at the region's indentation;
 - in every text file, `### BEGIN HIDDEN TESTS` ... `### END HIDDEN TESTS` blocks are removed (the
-  command-line entries of `grade` and `release` are such a block);
+  command-line entries of `grade` and `release` are such a block, and the instructors' part of
+  docs/assignment.md, whose delimiters are HTML comments);
 - in notebooks, cells tagged `hidden` are removed, answer cells' solution regions become
   "YOUR ANSWER HERE", and every output is cleared except those of the public check cells: they are the
   reference nbval compares a student's run with (`make check`). The paired Markdown copies under
@@ -36,16 +37,24 @@ from ..errors import EXERCISE_PREFIX, ConfigError, DataError
 # Files a student never gets: grading, releasing, their tests and the grading benchmark.
 INSTRUCTOR_ONLY = (
     "pose_utils/course/grade.py",
+    "pose_utils/course/instructor.py",
+    "pose_utils/course/staging.py",
+    "pose_utils/course/sandboxed_runs.py",
+    "pose_utils/course/grader_plugin.py",
+    "pose_utils/course/scoring.py",
+    "pose_utils/course/feedback.py",
     "pose_utils/course/sandbox.py",
     "pose_utils/course/release.py",
+    "tests/test_assignment.py",
     "tests/test_grade.py",
     "tests/test_release.py",
     "benchmarks/grading.py",
 )
 BEGIN_SOLUTION = re.compile(r"^(?P<indent>[ \t]*)### BEGIN SOLUTION(?:\s*\((?P<notebook>[^)]*)\))?\s*$")
 END_SOLUTION = re.compile(r"^[ \t]*### END SOLUTION\s*$")
-BEGIN_HIDDEN = re.compile(r"^[ \t]*### BEGIN HIDDEN TESTS\s*$")
-END_HIDDEN = re.compile(r"^[ \t]*### END HIDDEN TESTS\s*$")
+# In Markdown the hidden-block delimiters may be HTML comments, so they do not render as headings.
+BEGIN_HIDDEN = re.compile(r"^[ \t]*(?:<!--\s*)?### BEGIN HIDDEN TESTS\s*(?:-->)?\s*$")
+END_HIDDEN = re.compile(r"^[ \t]*(?:<!--\s*)?### END HIDDEN TESTS\s*(?:-->)?\s*$")
 DEF = re.compile(r"^(?P<indent>[ \t]*)(?:async\s+)?def (?P<name>\w+)\s*\(")
 HIDDEN_TAG, CHECK_TAG, ANSWER_TAG = "hidden", "check", "answer"
 ANSWER_PLACEHOLDER = "YOUR ANSWER HERE"
@@ -163,6 +172,25 @@ def _readme_banner(exercises: list[Exercise]) -> str:
         " checks and says"
         " how far you are; `docs/assignment.md` says what to hand in.\n\n"
     )
+
+
+def fill_solutions(student_text: str, instructor_text: str, where: str = "") -> str:
+    """The student's file with each `# YOUR CODE HERE` stub replaced by the body of the instructor's
+    region in the same place: what a complete submission holds (tests, the round trip of a release)."""
+    lines = instructor_text.splitlines(keepends=True)
+    bodies = [lines[a + 1:b - 1] for a, b in _regions(lines, BEGIN_SOLUTION, END_SOLUTION, where)]
+    out, student = [], student_text.splitlines(keepends=True)
+    i = 0
+    while i < len(student):
+        if student[i].strip() == "# YOUR CODE HERE" and bodies:
+            out += bodies.pop(0)
+            i += 3  # the comment, `raise NotImplementedError(` and its message
+        else:
+            out.append(student[i])
+            i += 1
+    if bodies:
+        raise DataError(f"{where}: {len(bodies)} solution region(s) have no stub to fill")
+    return "".join(out)
 
 
 def release(root, out) -> dict:
