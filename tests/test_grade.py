@@ -480,7 +480,8 @@ def test_sandbox_filesystem_and_network(tmp_path):
 def test_sandbox_mount_order(tmp_path):
     # hidden folders first, read-only binds back into them, the work folder, then the hidden mounts made
     # read-only (non-recursive, so the binds inside keep their modes); nothing is started here
-    venv = Path(sys.prefix).resolve()
+    # the base installation, not the venv: a checkout under /tmp has its venv under the private /tmp
+    venv = Path(sys.base_prefix).resolve()
     argv = sandbox.command_line(["true"], tmp_path, hide=[venv.parent, "/"], expose=[venv, "/no/such/path"])
     bwrap = argv[argv.index("bwrap"):]
     order = [bwrap.index(x) for x in (f"{venv.parent}", str(venv), str(tmp_path))]

@@ -64,7 +64,6 @@ import concurrent.futures
 import contextlib
 import dataclasses
 import re
-import sys
 import threading
 import time
 from pathlib import Path
@@ -261,9 +260,7 @@ def grade(submissions, out_dir, instructor_root, jobs: int = 1, timeout: float =
         if _inside(out_dir, p.resolve()):
             raise ConfigError(f"--out {out_dir}: lies inside the submission {p}")
     helper_dir = out_dir / ".grader"
-    python_roots = {Path(p).resolve() for p in (sys.prefix, sys.exec_prefix, sys.base_prefix,
-                                                sys.base_exec_prefix)}
-    expose = sorted(python_roots | set(data_paths) | {helper_dir})
+    expose = sorted(sandbox.python_roots() | set(data_paths) | {helper_dir})
     for e in expose:
         if _inside(notebooks_dir, e) or _inside(e, notebooks_dir):
             raise ConfigError(f"{e}: would make the instructor's notebooks readable to submissions (a data "

@@ -170,11 +170,19 @@ def _inside(path: Path, folder: Path) -> bool:
     return path == folder or folder in path.parents
 
 
+def python_roots() -> set[Path]:
+    """The running Python's installation and environment: what every sandboxed command runs on, so they
+    are always readable inside, even under the private /tmp (a checkout in /tmp with its .venv)."""
+    return {Path(p).resolve() for p in (sys.prefix, sys.exec_prefix, sys.base_prefix, sys.base_exec_prefix)}
+
+
 def command_line(command, work_dir, cwd=None, hide=(), expose=(), limits: Limits = Limits()) -> list[str]:
     """The full argv: prlimit's limits, then bwrap's mounts in the order that makes them work (tmpfs
     over hidden folders, read-only binds back into them, the work folder, then the hidden tmpfs mounts
-    made read-only; `--remount-ro` is not recursive, so the binds inside keep their own mode)."""
+    made read-only; `--remount-ro` is not recursive, so the binds inside keep their own mode). The
+    running Python (`python_roots`) is exposed whatever `expose` says."""
     work = Path(work_dir).resolve()
+    expose = [*expose, *python_roots()]
     cpu = int(limits.cpu_seconds or max(1, 2 * limits.wall_seconds))
     argv = ["prlimit", f"--as={limits.memory_bytes}", f"--cpu={cpu}:{cpu + 5}",
             f"--fsize={limits.file_bytes}", f"--nproc={limits.processes}", "--core=0", "--",
