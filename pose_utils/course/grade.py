@@ -73,10 +73,10 @@ from ..fileio import atomic_path, write_json
 from . import sandbox
 from .feedback import feedback, write_grades
 from .instructor import read_instructor
-from .sandbox import Rejected
 from .sandboxed_runs import Batch, one_line, run_checks, run_own_notebooks, write_helper
 from .scoring import fmt, score, student_answers
 from .staging import DEFAULT_MAX_BYTES, stage, syntax_errors
+from .untrusted import Rejected, remove_tree
 
 DEFAULT_TIMEOUT = 900.0  # seconds for a submission in all (its checks, then its own notebooks)
 # The grading parameters `grade` injects unless -p says otherwise: the smallest runs that still exercise
@@ -101,7 +101,7 @@ def _reset(folder: Path) -> None:
     if folder.exists() and any(folder.iterdir()) and not (folder / MARKER).is_file():
         raise ConfigError(f"{folder}: exists and was not written by the grader; move it away or choose "
                           "another --out")
-    sandbox.remove_tree(folder)
+    remove_tree(folder)
     folder.mkdir(parents=True)
     (folder / MARKER).write_text("written by python -m pose_utils grade; emptied when graded again\n")
 
@@ -164,7 +164,7 @@ def grade_one(batch: Batch, name: str, source: Path) -> dict:
     finally:
         if not batch.keep_work:
             with contextlib.suppress(OSError):
-                sandbox.remove_tree(work)
+                remove_tree(work)
     result["total"] = sum(e["earned"] for e in result["checks"].values())
     result["seconds"] = round(time.monotonic() - tic, 2)
     result["status"] = " ".join(dict.fromkeys(code for code, _ in result["problems"])) or "ok"

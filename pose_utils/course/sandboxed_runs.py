@@ -21,8 +21,8 @@ from ..fileio import atomic_path, write_json
 from . import sandbox
 from .instructor import Instructor
 from .runner import NOTEBOOK_PATTERN
-from .sandbox import Rejected
 from .staging import MAX_FILES, SKIPPED_DIRS
+from .untrusted import Rejected, copy_tree, read_back, remove_tree
 
 # The module name the sandboxed pytest loads grader_plugin.py under (-p), and the file name it has there.
 HELPER_NAME = "_pose_utils_grader"
@@ -87,7 +87,7 @@ def run_checks(batch: Batch, repo: Path, box: Path, folder: Path, deadline: floa
     or None, "tampered": bool}."""
     import nbformat
 
-    sandbox.copy_tree(repo, box / "repo", batch.max_bytes, MAX_FILES, SKIPPED_DIRS)
+    copy_tree(repo, box / "repo", batch.max_bytes, MAX_FILES, SKIPPED_DIRS)
     nb_dir = box / "repo" / "notebooks"
     if nb_dir.exists() and not nb_dir.is_dir():
         nb_dir.unlink()
@@ -95,7 +95,7 @@ def run_checks(batch: Batch, repo: Path, box: Path, folder: Path, deadline: floa
     names = sorted({c.notebook for c in batch.instructor.checks})
     for name in names:
         if (nb_dir / name).is_dir():  # the student's folder of that name must not stop the copy
-            sandbox.remove_tree(nb_dir / name)
+            remove_tree(nb_dir / name)
         nbformat.write(batch.instructor.notebooks[name], str(nb_dir / name))
     token = secrets.token_hex(32)
     command = [*_python(), "-m", "pytest", "--nbval-lax", "--nbval-current-env",
@@ -107,8 +107,8 @@ def run_checks(batch: Batch, repo: Path, box: Path, folder: Path, deadline: floa
     extra = {"PYTHONPATH": str(batch.helper_dir), "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1", TOKEN_VAR: token,
              RECORD_VAR: str(box / "record.json"), KERNEL_PATH_VAR: str(box / "repo")}
     result = _sandboxed(batch, box, folder, "checks", command, extra, deadline)
-    report = sandbox.read_back(box, "report.xml")
-    raw = sandbox.read_back(box, "record.json")
+    report = read_back(box, "report.xml")
+    raw = read_back(box, "record.json")
     record, tampered = None, False
     if raw is not None:
         try:
@@ -135,7 +135,7 @@ def run_own_notebooks(batch: Batch, repo: Path, box: Path, folder: Path, deadlin
         if (repo / "notebooks").is_dir() else []
     if not names:
         return {"run": None, "notebooks": []}
-    sandbox.copy_tree(repo, box / "repo", batch.max_bytes, MAX_FILES, SKIPPED_DIRS)
+    copy_tree(repo, box / "repo", batch.max_bytes, MAX_FILES, SKIPPED_DIRS)
     (box / "executed").mkdir()
     nb_dir = box / "repo" / "notebooks"
     spec = {"notebooks": [{"input": str(nb_dir / n), "output": str(box / "executed" / n), "cwd": str(nb_dir)}
@@ -147,13 +147,13 @@ def run_own_notebooks(batch: Batch, repo: Path, box: Path, folder: Path, deadlin
     result = _sandboxed(batch, box, folder, "notebooks", command, {KERNEL_PATH_VAR: str(box / "repo")},
                         deadline)
     try:
-        status = {e["name"]: e for e in json.loads(sandbox.read_back(box, "status.json") or b"[]")
+        status = {e["name"]: e for e in json.loads(read_back(box, "status.json") or b"[]")
                   if isinstance(e, dict) and isinstance(e.get("name"), str)}
     except (ValueError, TypeError):
         status = {}
     found = []
     for name in names:
-        data = sandbox.read_back(box, "executed", name)
+        data = read_back(box, "executed", name)
         entry = {"name": name, "ok": False, "error": None, "path": None}
         if data is not None:
             target = folder / "executed" / name

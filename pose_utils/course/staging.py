@@ -1,6 +1,6 @@
 """Step 1 of grading a submission (pose_utils.course.grade's docstring): a folder or a .zip brought in.
 
-The checks on the way (sizes, member counts, symlinks, `..`) are pose_utils.course.sandbox's
+The checks on the way (sizes, member counts, symlinks, `..`) are pose_utils.course.untrusted's
 `unzip_safely` and `copy_tree`; this module says what a course repository is and what is left out.
 """
 
@@ -8,8 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from . import sandbox
-from .sandbox import Rejected
+from .untrusted import Rejected, copy_tree, unzip_safely
 
 PACKAGE = "pose_utils"
 DEFAULT_MAX_BYTES = 200 * 1024**2  # a submission, unpacked or copied
@@ -35,9 +34,9 @@ def find_repository(folder: Path, label: str) -> Path:
 def stage(source: Path, dest: Path, max_bytes: int = DEFAULT_MAX_BYTES) -> tuple[Path, list[str]]:
     """Unpack or copy a submission into `dest`; (the repository inside it, symlinks left out)."""
     if source.is_dir():
-        left_out = sandbox.copy_tree(source, dest, max_bytes, MAX_FILES, SKIPPED_DIRS)
+        left_out = copy_tree(source, dest, max_bytes, MAX_FILES, SKIPPED_DIRS)
     elif source.is_file() and source.suffix.lower() == ".zip":
-        sandbox.unzip_safely(source, dest, max_bytes, MAX_FILES, SKIPPED_DIRS)
+        unzip_safely(source, dest, max_bytes, MAX_FILES, SKIPPED_DIRS)
         left_out = []
     else:
         raise Rejected("not_a_repository", f"{source.name}: neither a folder nor a .zip file")
