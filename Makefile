@@ -18,14 +18,16 @@ help:
 	@echo "make test-fast  the tests without the notebook runs (marked slow)"
 	@echo "make check  the assignment's checks in the notebooks (nbval): points so far, exercises to write"
 	@echo "make lint   ruff"
-	@echo "make lab    open JupyterLab on notebooks/ with the project's environment"
+	@echo "make lab    JupyterLab on the repository with the project's environment (PORT=8888); prints the URL"
 
-$(STAMP): pyproject.toml pose_utils/runtime.py
+$(STAMP): pyproject.toml pose_utils/runtime.py pose_utils/course/lab.py
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip 2>&1 | { grep -v "^WARNING: Location" || true; }
 	$(BIN)/python -m pip install --quiet -e ".[dev]" 2>&1 | { grep -v "^WARNING: Location" || true; }
 	@# oneDNN on for every process of the environment, whatever it imports first (pose_utils/runtime.py)
 	@$(BIN)/python -m pose_utils.runtime >/dev/null
+	@# kernels keep TensorFlow's C++ notices out of the cells; JupyterLab saves widget state (course/lab.py)
+	@$(BIN)/python -m pose_utils.course.lab >/dev/null
 	@$(BIN)/python -c "import pose_utils, tensorflow, pybullet, papermill, nbval" || { echo "installation into $(VENV) is incomplete"; exit 1; }
 	@touch $(STAMP)
 
@@ -60,8 +62,9 @@ release: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
+# JupyterLab on the repository (as root too, as in containers); prints the URL to open.
 lab: $(STAMP)
-	$(BIN)/jupyter lab notebooks/
+	@$(BIN)/python -m pose_utils lab $(if $(PORT),--port $(PORT))
 
 clean:
 	rm -rf outputs data/small

@@ -21,6 +21,7 @@ COMMANDS = {
     "evaluate": "pose_utils.evaluate:main",
     "run-notebooks": "pose_utils.course.runner:main",
     "benchmark": "pose_utils.benchmark:main",
+    "lab": "pose_utils.course.lab:main",
     ### BEGIN HIDDEN TESTS
     "release": "pose_utils.course.release:main",
     "grade": "pose_utils.course.grade:main",
@@ -132,6 +133,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="quick (~20 min on 2 cores), full (hours; docs/models.md), tiny (smoke test)")
     p.add_argument("--out", required=True, help="folder for results.json, results.md, per_joint.png, runs/")
     p.add_argument("--data", default=None, help="dataset folder (default: render the preset's data)")
+
+    p = sub.add_parser("lab", help="JupyterLab on this repository (quiet kernels, saved widget state)")
+    p.add_argument("--root", default=None, help="folder JupyterLab serves (default: the repository)")
+    p.add_argument("--port", type=_positive_int, default=8888, help="port on 127.0.0.1 (default: 8888, "
+                   "else a free one)")
+    p.add_argument("--token", default=None, help="login token (default: random, in the URL printed)")
+    p.add_argument("--no-browser", action="store_true", help="do not try to open a web browser")
+    p.add_argument("jupyter_args", nargs="*", metavar="-- JUPYTER_ARGS",
+                   help="further `jupyter lab` options, after --")
 
     ### BEGIN HIDDEN TESTS
     # The instructor's commands; the student version leaves them out (pose_utils.course.release).

@@ -33,14 +33,26 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None):
         raise
 
 
-def write_json(path: str | os.PathLike, obj, indent: int = 2) -> None:
-    """Write `obj` as JSON atomically (fsync before rename so a power cut cannot leave it empty)."""
+def write_json(path: str | os.PathLike, obj, indent: int = 2, fsync: bool = True) -> None:
+    """Write `obj` as JSON atomically (fsync before rename so a power cut cannot leave it empty;
+    fsync=False for files rewritten every second, where the next write repairs a lost one)."""
     with atomic_path(path) as tmp:
         with open(tmp, "w", encoding="utf-8") as f:
             json.dump(obj, f, indent=indent, sort_keys=False)
             f.write("\n")
             f.flush()
+            if fsync:
+                os.fsync(f.fileno())
+
+
+def write_text(path: str | os.PathLike, text: str, mode: int = 0o644) -> None:
+    """Write `text` atomically, readable by everyone (mkstemp alone would leave it private)."""
+    with atomic_path(path) as tmp:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, mode)
 
 
 def read_json(path: str | os.PathLike):

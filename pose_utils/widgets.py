@@ -7,7 +7,10 @@ first clip (`plots.clip_strip`), so a headless run (papermill, nbval, a PDF expo
 result: a widget's picture exists only while a kernel is attached.
 
 The image is rendered with matplotlib's Agg into PNG bytes (`plots.figure_png`) and set on an
-`ipywidgets.Image`, so the widget works with any matplotlib backend and leaves no figures behind.
+`ipywidgets.Image`, so the widget works with any matplotlib backend and leaves no figures behind. It is
+shown at a fixed width (DISPLAY_WIDTH_PX, less on a narrow page) from a PNG of twice as many pixels, so
+it stays sharp on high-density screens instead of being stretched across the cell. Frames are numbered
+1 to 8 on the slider, as in the captions and the report's figures.
 """
 
 from __future__ import annotations
@@ -15,6 +18,9 @@ from __future__ import annotations
 import numpy as np
 
 from .errors import PoseUtilsError
+
+DISPLAY_WIDTH_PX = 720  # CSS pixels the frame picture takes in JupyterLab
+PIXEL_DENSITY = 2  # PNG pixels per CSS pixel (2: sharp on a 2x screen and when the browser zooms)
 
 
 def projected_joints(store, index: int):
@@ -72,12 +78,14 @@ def _check(store, predictions, indices):
     return indices
 
 
-def clip_browser(store, predictions=None, indices=None, dpi: int = 72):
+def clip_browser(store, predictions=None, indices=None, width_px: int = DISPLAY_WIDTH_PX,
+                 density: int = PIXEL_DENSITY):
     """A widget to scrub through clips and frames of a ClipStore.
 
     store: from `data.open_split`; predictions: (N, T, 17, 3) metres aligned with the store's clips (e.g.
-    predictions.npz's y_pred) or None; indices: the clips offered (default all). Returns an
-    ipywidgets.VBox; its `.show(clip, frame)` method jumps to a clip and frame.
+    predictions.npz's y_pred) or None; indices: the clips offered (default all); width_px: the picture's
+    width on the page; density: PNG pixels per page pixel. Returns an ipywidgets.VBox; its
+    `.show(clip, frame)` method jumps to a clip (position in `indices`) and a frame (1 to 8).
     """
     import ipywidgets as w
 
@@ -94,20 +102,22 @@ def clip_browser(store, predictions=None, indices=None, dpi: int = 72):
         return cache[index]
 
     clip_slider = w.IntSlider(0, 0, len(indices) - 1, description="clip", continuous_update=False)
-    frame_slider = w.IntSlider(0, 0, store.num_frames - 1, description="frame")
-    play = w.Play(value=0, min=0, max=store.num_frames - 1, interval=400, description="play")
+    frame_slider = w.IntSlider(1, 1, store.num_frames, description="frame")
+    play = w.Play(value=1, min=1, max=store.num_frames, interval=400, description="play")
     w.jslink((play, "value"), (frame_slider, "value"))
-    image = w.Image(format="png")
+    image = w.Image(format="png", layout=w.Layout(width=f"{int(width_px)}px", max_width="100%",
+                                                    height="auto"))
     caption = w.Label()
 
     def redraw(*_):
         c = clip(clip_slider.value)
-        t = frame_slider.value
+        t = frame_slider.value - 1
         fig = plots.frame_figure(
             c["frames"][t], None if c["joints_2d"] is None else c["joints_2d"][t], c["y_true"][t],
             None if c["y_pred"] is None else c["y_pred"][t],
         )
-        image.value = plots.figure_png(fig, dpi=dpi)
+        # dpi so that the PNG is `density` pixels per page pixel at width_px on the page
+        image.value = plots.figure_png(fig, dpi=density * width_px / fig.get_figwidth())
         text = f"{c['title']}, frame {t + 1}/{store.num_frames}"
         if c["y_pred"] is not None:
             err = np.linalg.norm(c["y_pred"][t] - c["y_true"][t], axis=-1).mean() * 1000.0
@@ -119,7 +129,7 @@ def clip_browser(store, predictions=None, indices=None, dpi: int = 72):
     redraw()
     box = w.VBox([w.HBox([clip_slider, frame_slider, play]), caption, image])
 
-    def show(clip_position: int = 0, frame: int = 0):
+    def show(clip_position: int = 0, frame: int = 1):
         clip_slider.value, frame_slider.value = clip_position, frame
 
     box.show = show

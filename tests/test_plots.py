@@ -133,9 +133,12 @@ def test_label_statistics_and_sweep_figures():
     assert len(fig.axes) == 2
     runs = [{"batch_size": 1, "history": HISTORY}, {"batch_size": 5, "history": {"val_mpjpe": [300, 200]}}]
     fig = plots.plot_sweep(runs, "batch_size")
-    curves, bars = fig.axes
+    curves, finals = fig.axes
     assert len(curves.get_lines()) == 2
-    assert [p.get_height() for p in bars.patches] == [160.0, 200.0]  # last epoch of each run
+    assert list(finals.get_lines()[0].get_ydata()) == [160.0, 200.0]  # last epoch of each run
+    low, high = finals.get_ylim()  # the axis spans the values, so a 40 mm difference is most of it
+    assert 100 < low < 160 and 200 < high < 260 and (200 - 160) / (high - low) > 0.5
+    assert [t.get_text() for t in finals.texts] == ["160.0", "200.0"]
     with pytest.raises(PoseUtilsError, match="no sweep result"):
         plots.plot_sweep(runs, "learning_rate")
 

@@ -30,11 +30,23 @@ def test_browser_follows_its_sliders(store):
     first = bytes(image.value)
     assert first.startswith(b"\x89PNG")
     assert caption.value.startswith(widgets.clip_title(store, 0)) and "frame 1/8" in caption.value
-    box.show(3, 5)
+    box.show(3, 6)  # frames are numbered 1 to 8, as in the caption
     assert caption.value.startswith(widgets.clip_title(store, 3)) and "frame 6/8" in caption.value
     assert bytes(image.value) != first
     err = np.linalg.norm(predictions[3, 5] - store.joints[3, 5], axis=-1).mean() * 1000
     assert f"MPJPE {err:.0f} mm" in caption.value
+
+
+def test_frames_are_numbered_from_one_and_the_picture_is_sharp(store):
+    box = widgets.clip_browser(store)
+    frame_slider, play = box.children[0].children[1:]
+    assert (frame_slider.min, frame_slider.max, frame_slider.value) == (1, store.num_frames, 1)
+    assert (play.min, play.max) == (1, store.num_frames)
+    image = box.children[2]
+    png = bytes(image.value)
+    width = int.from_bytes(png[16:20], "big")  # the IHDR chunk's width
+    shown = int(image.layout.width.removesuffix("px"))
+    assert shown == widgets.DISPLAY_WIDTH_PX and width >= widgets.PIXEL_DENSITY * shown - 1
 
 
 def test_scrub_returns_the_static_figure(store):

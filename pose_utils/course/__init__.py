@@ -3,6 +3,7 @@
 
 A notebook holds no logic of its own; each of its steps is one call here (`from pose_utils import course`):
 
+    paths        `default_dir`, `notebook_path`, `outputs_root`: the defaults of the path parameters
     provision    `setup()` (the setup cell's version check), `ensure_data`, `prepare_run_dir`, `ensure_run`
     records      `record` (a value for the runner and the tests), `read_records`
     tables       text and Markdown tables: skeleton, bones, layers, epochs, metrics, the per-joint table
@@ -22,6 +23,7 @@ Light to import: TensorFlow, papermill and nbformat load inside the functions th
 from .baselines import baseline_metrics, mean_pose_baseline_mm
 from .experiments import runs_varying, sweep, sweep_rows, sweep_settings
 from .figures import frame_grid, pick_clips
+from .paths import default_dir, notebook_path, outputs_root
 from .provision import ensure_data, ensure_run, has_dataset, prepare_run_dir, setup
 from .records import RECORD_MIME, read_records, record
 from .tables import (
@@ -36,7 +38,8 @@ from .tables import (
 )
 
 __all__ = [
-    "RECORD_MIME", "baseline_metrics", "bone_table", "ensure_data", "ensure_run", "frame_grid",
+    "RECORD_MIME", "baseline_metrics", "bone_table", "default_dir", "notebook_path", "outputs_root",
+    "ensure_data", "ensure_run", "frame_grid",
     "has_dataset", "history_table", "layer_table", "markdown_table", "mean_pose_baseline_mm",
     "metrics_rows", "per_joint_table_rows", "pick_clips", "prepare_run_dir", "read_records", "record",
     "runs_varying", "setup", "skeleton_table", "sweep", "sweep_rows", "sweep_settings", "text_table",

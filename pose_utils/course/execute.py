@@ -97,11 +97,17 @@ def execute_notebook(notebook: Path, output: Path, parameters: dict, progress: b
 
 @contextlib.contextmanager
 def stderr_to(path: Path, keep_sys_stderr: bool = False):
-    """Point file descriptor 2 of this process (which processes it starts inherit) at `path` for a while.
+    """Point file descriptor 2 of this process (which processes it starts inherit) at `path` for a while,
+    and the kernel log of this environment's kernels (`lab.KERNEL_LOG_ENV`) there too.
 
     keep_sys_stderr: Python's own sys.stderr (papermill's progress bar) keeps writing where fd 2 pointed
     before, so only the started processes' messages go to the file.
     """
+    from .lab import KERNEL_LOG_ENV
+
+    previous = os.environ.get(KERNEL_LOG_ENV)
+    if previous != "-":
+        os.environ[KERNEL_LOG_ENV] = str(Path(path).resolve())
     for stream in (sys.stderr, sys.__stderr__):
         with contextlib.suppress(Exception):
             stream.flush()
@@ -119,3 +125,7 @@ def stderr_to(path: Path, keep_sys_stderr: bool = False):
             sys.__stderr__.flush()
         os.dup2(saved, 2)
         os.close(saved)
+        if previous is None:
+            os.environ.pop(KERNEL_LOG_ENV, None)
+        else:
+            os.environ[KERNEL_LOG_ENV] = previous

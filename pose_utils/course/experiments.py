@@ -8,8 +8,10 @@ an interrupted sweep continues where it stopped.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
+import threading
 import time
 from pathlib import Path
 
@@ -63,6 +65,44 @@ def _reusable(run_dir: Path, params: dict) -> bool:
     return same
 
 
+@contextlib.contextmanager
+def _follow(run_dir: Path, bar, name: str, interval: float = 0.5):
+    """Show the progress of the run training in RUN_DIR (its progress.json) on `bar` while the block runs.
+
+    The run trains in another kernel, whose own bars land in its executed notebook: without this, the
+    sweep's cell would show nothing for the 30-45 s of each run.
+    """
+    from ..training.runfolder import PROGRESS_FILE, read_progress
+
+    with contextlib.suppress(FileNotFoundError):
+        (run_dir / PROGRESS_FILE).unlink()  # a previous run's "done" would read as this one's
+    stop = threading.Event()
+    bar.reset(total=1)
+    bar.set_description(f"{name}: starting", refresh=True)
+
+    def poll():
+        seen = None
+        while not stop.wait(interval):
+            p = read_progress(run_dir)
+            if p and p.get("phase") in ("train", "validate") and p.get("steps"):
+                where = (p["epoch"], p["phase"])
+                if where != seen:
+                    bar.reset(total=p["steps"])
+                    bar.set_description(f"{name}: epoch {p['epoch']}/{p['epochs']} {p['phase']}",
+                                        refresh=False)
+                    seen = where
+                bar.n = min(int(p["step"]), p["steps"])
+            bar.refresh()  # the elapsed time moves even while the kernel starts
+
+    thread = threading.Thread(target=poll, name="sweep-progress", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
 def sweep(training_notebook: str | os.PathLike, sweep_dir: str | os.PathLike, settings: list[dict],
           fixed: dict, progress: bool = True) -> list[dict]:
     """Run the training notebook once per setting with papermill; collect each run's history.
@@ -83,19 +123,27 @@ def sweep(training_notebook: str | os.PathLike, sweep_dir: str | os.PathLike, se
         if name not in accepted:
             raise ConfigError(f"{Path(training_notebook).name} has no parameter {name!r} to sweep or fix")
     results = []
-    for setting in tqdm(settings, desc="sweep", unit="run", disable=not progress):
+    quiet = {} if progress else {"disable": True}  # disable=False would override TQDM_DISABLE=1
+    runs = tqdm(total=len(settings), desc="sweep", unit="run", **quiet)
+    # one bar for the runs, one for the current run's steps (reset per run); neither is closed with
+    # leave=False, which would leave the saved notebook a view of a widget that no longer exists
+    current = tqdm(total=1, desc="run", unit="step", **quiet)
+    for setting in settings:
         name = _setting_name(setting)
         run_dir = sweep_dir / name / "run"
         params = {**fixed, **setting, "run_dir": str(run_dir.resolve()), "overwrite": True}
         params = {k: v for k, v in params.items() if k in accepted}
         tic = time.perf_counter()
-        if not _reusable(run_dir, params):
+        if _reusable(run_dir, params):
+            current.set_description(f"{name}: finished before, reused", refresh=True)
+        else:
             (sweep_dir / name).mkdir(parents=True, exist_ok=True)
             # The run's kernel inherits our stderr: keep its TensorFlow start-up lines in a log file, not in
             # the output of the cell that runs the sweep.
-            with stderr_to(sweep_dir / name / "kernel-stderr.log"):
+            with stderr_to(sweep_dir / name / "kernel-stderr.log"), _follow(run_dir, current, name):
                 execute_notebook(Path(training_notebook), sweep_dir / name / Path(training_notebook).name,
                                  params, progress=False)
+        runs.update()
         history = read_json(run_dir / "history.json")
         val = history.get("val_mpjpe") or [math.nan]
         speed = history.get("clips_per_second") or [math.nan]
@@ -104,6 +152,11 @@ def sweep(training_notebook: str | os.PathLike, sweep_dir: str | os.PathLike, se
                         "final_val_mpjpe": float(val[-1]), "best_val_mpjpe": float(min(val)),
                         # the last epoch's speed: the first one includes tracing the compiled step
                         "clips_per_second": float(speed[-1])})
+    current.reset(total=1)
+    current.update()  # complete, so that closing it shows success rather than an unfinished bar
+    current.set_description("all runs done", refresh=False)
+    runs.close()
+    current.close()
     write_json(sweep_dir / "results.json", results)
     return results
 

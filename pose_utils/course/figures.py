@@ -6,9 +6,9 @@ from ..errors import ConfigError
 
 
 def frame_grid(store, n_clips: int = 4, frame_indices=(0, 3, 7), clips=None):
-    """A contact sheet of a split: frames `frame_indices` of `n_clips` clips spread over it, with the
-    labels projected onto them where the data stores the camera (`widgets.projected_joints`).
-    Returns a Figure (`plots.contact_sheet`), one row per clip."""
+    """A contact sheet of a split: frames `frame_indices` (0-based indices, titled from "frame 1") of
+    `n_clips` clips spread over it, with the labels projected onto them where the data stores the camera
+    (`widgets.projected_joints`). Returns a Figure (`plots.contact_sheet`), one row per clip."""
     import numpy as np
 
     from ..data import subset
@@ -24,7 +24,8 @@ def frame_grid(store, n_clips: int = 4, frame_indices=(0, 3, 7), clips=None):
     frames = store.read_frames(clips)[:, frame_indices]
     uv = [projected_joints(store, c) for c in clips]
     joints_2d = None if any(u is None for u in uv) else np.stack(uv)[:, frame_indices]
-    titles = [f"{clip_title(store, c)} f{f}" if k == 0 else f"f{f}" for c in clips
+    # frames are numbered from 1 in every title and caption (the report's figures do so)
+    titles = [f"{clip_title(store, c)}, frame {f + 1}" if k == 0 else f"frame {f + 1}" for c in clips
               for k, f in enumerate(frame_indices)]
     return contact_sheet(frames.reshape(-1, *frames.shape[2:]),
                          None if joints_2d is None else joints_2d.reshape(-1, *joints_2d.shape[2:]),

@@ -17,6 +17,7 @@ import tempfile
 from pathlib import Path
 
 from ..errors import ConfigError, DataError, PoseUtilsError
+from .paths import default_dir
 
 # The oldest versions the notebooks run on: TensorFlow with Keras 3, and what the figures need.
 MIN_VERSIONS = {"tensorflow": "2.16", "keras": "3.0", "numpy": "1.26", "matplotlib": "3.8"}
@@ -62,9 +63,11 @@ def has_dataset(data_dir: str | os.PathLike) -> bool:
     return True
 
 
-def ensure_data(data_dir: str | os.PathLike, preset: str = "tiny", seed: int = 0, generate: bool = True,
-                progress: bool = True) -> Path:
+def ensure_data(data_dir: str | os.PathLike | None, preset: str = "tiny", seed: int = 0,
+                generate: bool = True, progress: bool = True) -> Path:
     """DATA_DIR, after rendering the embedded dataset's `preset` into it if it holds no dataset yet.
+
+    None: the notebooks' default, the repository's `outputs/nbval/data/PRESET` (`paths.default_dir`).
 
     The data is rendered into a temporary folder beside DATA_DIR and renamed into place, so an
     interrupted run never leaves half a dataset. generate=False: DataError instead of rendering.
@@ -72,7 +75,7 @@ def ensure_data(data_dir: str | os.PathLike, preset: str = "tiny", seed: int = 0
     from ..dataset import make_config, make_data
     from .execute import current_umask
 
-    data_dir = Path(data_dir)
+    data_dir = default_dir(data_dir, "data", preset)
     if has_dataset(data_dir):
         return data_dir
     if data_dir.exists() and any(data_dir.iterdir()):

@@ -205,7 +205,7 @@ class ClipStore:
                 f"{_human_bytes(available)} is available; train without cache_frames (--cache-frames)"
             )
         cache = np.empty(self._shape, np.uint8)
-        bar = tqdm(total=len(self), desc=f"caching {self.split} frames", unit="clip", leave=False,
+        bar = tqdm(total=len(self), desc=f"caching {self.split} frames", unit="clip",
                    **({} if progress else {"disable": True}))
         with bar:
             for lo in range(0, len(self), CACHE_CHUNK_CLIPS):

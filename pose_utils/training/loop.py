@@ -38,6 +38,7 @@ from .config import COSINE_FLOOR, HISTORY_KEYS, KEYPOINT_HISTORY_KEY, TrainConfi
 from .distribute import check_precision_support, is_chief, make_strategy, precision_policy
 from .runfolder import (
     Checkpoints,
+    ProgressFile,
     check_data_matches,
     read_config,
     resolve_config,
@@ -177,10 +178,14 @@ class Trainer:
             )
         return dist
 
-    def evaluate(self, store, indices) -> np.ndarray:
+    def eval_batches(self, indices) -> int:
+        return math.ceil(len(indices) / self.config.eval_batch_size)
+
+    def evaluate(self, store, indices, on_batch=None) -> np.ndarray:
         """[sum of per-clip loss, sum of per-clip MPJPE (m), clips] over `indices` of `store`.
 
-        Runs on one device in the cross-replica context: exact for any number of clips.
+        Runs on one device in the cross-replica context: exact for any number of clips. on_batch(i):
+        called after batch i (1-based) of `eval_batches(indices)`, for a progress bar.
         """
         ds = tf_dataset(
             store,
@@ -196,8 +201,10 @@ class Trainer:
                 jit_compile=self.config.jit_compile or None,
             )
         totals = np.zeros(3)
-        for x, y in ds:
+        for i, (x, y) in enumerate(ds, start=1):
             totals += [float(v) for v in self.eval_step(x, y)]
+            if on_batch is not None:
+                on_batch(i)
         return totals
 
 
@@ -283,70 +290,99 @@ def _fit(trainer, checkpoints, splits, history: dict, start: int, run_dir: Path,
     config, chief = trainer.config, checkpoints.chief
     train_store, train_idx, valid_store, valid_idx = splits
     writer = tf.summary.create_file_writer(str(run_dir / "tb")) if chief else None
-    steps = trainer.steps_per_epoch
-    for epoch in range(start, config.epochs):
-        tic = time.perf_counter()
-        totals = np.zeros(4)  # sums of per-clip loss, MPJPE (m), clips, 2-D keypoint error
-        # disable only when asked: an explicit disable=False would override TQDM_DISABLE=1.
-        bar = tqdm(
-            total=steps,
-            desc=f"epoch {epoch + 1}/{config.epochs}",
-            unit="step",
-            leave=False,
-            **({} if progress else {"disable": True}),
-        )
-        with bar:
-            for step, batch in enumerate(trainer.train_dataset(train_store, train_idx, epoch), start=1):
-                sums = np.array([float(v) for v in trainer.train_step(*batch)])
-                if not np.all(np.isfinite(sums)):
-                    raise _nonfinite(
-                        "training", sums, f"at epoch {epoch + 1}, step {step}", epoch, run_dir, config
-                    )
-                totals += sums
-                bar.update()
-                bar.set_postfix(
-                    loss=f"{totals[0] / totals[2]:.4g}", mpjpe=f"{1000 * totals[1] / totals[2]:.1f}mm",
-                    **({"kp": f"{totals[3] / totals[2]:.3f}"} if config.keypoint_loss else {}),
-                )
-        train_seconds = time.perf_counter() - tic
-        val_sums = trainer.evaluate(valid_store, valid_idx)
-        if not np.all(np.isfinite(val_sums)):  # never checkpoint weights that predict NaN or infinity
-            raise _nonfinite("validation", val_sums, f"after epoch {epoch + 1}", epoch, run_dir, config)
-        val_loss, val_mpjpe = val_sums[0] / val_sums[2], 1000.0 * val_sums[1] / val_sums[2]
-        trainer.epoch.assign(epoch + 1)
-        row = {
-            "train_loss": totals[0] / totals[2],
-            "val_loss": val_loss,
-            "train_mpjpe": 1000.0 * totals[1] / totals[2],
-            "val_mpjpe": val_mpjpe,
-            "epoch_seconds": time.perf_counter() - tic,
-            "clips_per_second": len(train_idx) / train_seconds,
-        }
-        for key in HISTORY_KEYS:
-            history[key].append(float(row[key]))
-        if config.keypoint_loss:  # mean 2-D distance, normalised image units (keypoints.py)
-            history.setdefault(KEYPOINT_HISTORY_KEY, []).append(float(totals[3] / totals[2]))
-        # Checkpoint first, history second: the pointer file carries the history too, so a kill in
-        # between loses nothing and resume rewrites history.json from it.
-        checkpoints.save(epoch + 1, history)
-        if chief:
-            write_json(run_dir / "history.json", history)
-            with writer.as_default(step=epoch + 1):
-                for key in ("train_loss", "val_loss", "train_mpjpe", "val_mpjpe", "clips_per_second"):
-                    tf.summary.scalar(key, row[key])
-            writer.flush()
-        if progress:
-            tqdm.write(
-                f"epoch {epoch + 1}/{config.epochs}: loss {row['train_loss']:.5f} / {val_loss:.5f}, "
-                f"MPJPE {row['train_mpjpe']:.1f} / {val_mpjpe:.1f} mm (train / valid), "
-                f"{row['clips_per_second']:.1f} clips/s"
-                + (f", 2-D keypoint error {totals[3] / totals[2]:.3f}" if config.keypoint_loss else "")
-            )
+    steps, val_steps = trainer.steps_per_epoch, trainer.eval_batches(valid_idx)
+    tracker = ProgressFile(run_dir, config.epochs, enabled=chief)
+    # Two bars for the whole run, reset each epoch rather than closed: a closed notebook bar leaves a
+    # widget view whose model is gone ("Error displaying widget" once the page reloads).
+    # disable only when asked: an explicit disable=False would override TQDM_DISABLE=1.
+    quiet = {} if progress else {"disable": True}
+    with contextlib.ExitStack() as bars:
+        bar = bars.enter_context(tqdm(total=steps, unit="step", **quiet))
+        val_bar = bars.enter_context(tqdm(total=val_steps, unit="batch", **quiet))
+        for epoch in range(start, config.epochs):
+            row, totals = _epoch(trainer, splits, epoch, (bar, val_bar), tracker, run_dir)
+            history = _log_epoch(trainer, checkpoints, history, row, totals, epoch, writer, progress)
+    tracker.update(config.epochs, "done", 0, 0, force=True)
     if chief:
         write_json(run_dir / "history.json", history)
         if start < config.epochs or not (run_dir / "model.keras").is_file():
             with atomic_path(run_dir / "model.keras") as tmp:
                 trainer.model.save(tmp)
+    return history
+
+
+def _epoch(trainer, splits, epoch: int, bars, tracker, run_dir: Path):
+    """Train one epoch and validate after it. Returns (history row, training sums)."""
+    config = trainer.config
+    train_store, train_idx, valid_store, valid_idx = splits
+    bar, val_bar = bars
+    steps, val_steps = bar.total, val_bar.total
+    title = f"epoch {epoch + 1}/{config.epochs}"
+    for b, phase in ((bar, "train"), (val_bar, "validate")):
+        b.reset()
+        b.set_description(f"{title} {phase}", refresh=False)
+        b.set_postfix({}, refresh=True)
+    tracker.update(epoch + 1, "train", 0, steps, force=True)
+    tic = time.perf_counter()
+    totals = np.zeros(4)  # sums of per-clip loss, MPJPE (m), clips, 2-D keypoint error
+    for step, batch in enumerate(trainer.train_dataset(train_store, train_idx, epoch), start=1):
+        sums = np.array([float(v) for v in trainer.train_step(*batch)])
+        if not np.all(np.isfinite(sums)):
+            raise _nonfinite("training", sums, f"at epoch {epoch + 1}, step {step}", epoch, run_dir, config)
+        totals += sums
+        bar.update()
+        bar.set_postfix(
+            loss=f"{totals[0] / totals[2]:.4g}", mpjpe=f"{1000 * totals[1] / totals[2]:.1f}mm",
+            **({"kp": f"{totals[3] / totals[2]:.3f}"} if config.keypoint_loss else {}),
+        )
+        tracker.update(epoch + 1, "train", step, steps)
+    train_seconds = time.perf_counter() - tic
+
+    def validated(i):
+        val_bar.update()
+        tracker.update(epoch + 1, "validate", i, val_steps)
+
+    val_sums = trainer.evaluate(valid_store, valid_idx, on_batch=validated)
+    if not np.all(np.isfinite(val_sums)):  # never checkpoint weights that predict NaN or infinity
+        raise _nonfinite("validation", val_sums, f"after epoch {epoch + 1}", epoch, run_dir, config)
+    val_loss, val_mpjpe = val_sums[0] / val_sums[2], 1000.0 * val_sums[1] / val_sums[2]
+    val_bar.set_postfix(loss=f"{val_loss:.4g}", mpjpe=f"{val_mpjpe:.1f}mm")
+    row = {
+        "train_loss": totals[0] / totals[2],
+        "val_loss": val_loss,
+        "train_mpjpe": 1000.0 * totals[1] / totals[2],
+        "val_mpjpe": val_mpjpe,
+        "epoch_seconds": time.perf_counter() - tic,
+        "clips_per_second": len(train_idx) / train_seconds,
+    }
+    return row, totals
+
+
+def _log_epoch(trainer, checkpoints, history: dict, row: dict, totals, epoch: int, writer,
+               progress: bool) -> dict:
+    """Append the epoch's row to the history; checkpoint; write history.json and TensorBoard; print."""
+    config, run_dir = trainer.config, checkpoints.run_dir
+    trainer.epoch.assign(epoch + 1)
+    for key in HISTORY_KEYS:
+        history[key].append(float(row[key]))
+    if config.keypoint_loss:  # mean 2-D distance, normalised image units (keypoints.py)
+        history.setdefault(KEYPOINT_HISTORY_KEY, []).append(float(totals[3] / totals[2]))
+    # Checkpoint first, history second: the pointer file carries the history too, so a kill in
+    # between loses nothing and resume rewrites history.json from it.
+    checkpoints.save(epoch + 1, history)
+    if checkpoints.chief:
+        write_json(run_dir / "history.json", history)
+        with writer.as_default(step=epoch + 1):
+            for key in ("train_loss", "val_loss", "train_mpjpe", "val_mpjpe", "clips_per_second"):
+                tf.summary.scalar(key, row[key])
+        writer.flush()
+    if progress:
+        tqdm.write(
+            f"epoch {epoch + 1}/{config.epochs}: loss {row['train_loss']:.5f} / {row['val_loss']:.5f}, "
+            f"MPJPE {row['train_mpjpe']:.1f} / {row['val_mpjpe']:.1f} mm (train / valid), "
+            f"{row['clips_per_second']:.1f} clips/s"
+            + (f", 2-D keypoint error {totals[3] / totals[2]:.3f}" if config.keypoint_loss else "")
+        )
     return history
 
 

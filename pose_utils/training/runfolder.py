@@ -7,6 +7,8 @@
     checkpoint.json        pointer to the last good checkpoint + the history up to it
     checkpoints/ckpt-E.*   tf.train.Checkpoint: model variables, optimizer state, epoch (nothing pickled)
     history.json           per-epoch lists (HISTORY_KEYS, + KEYPOINT_HISTORY_KEY); MPJPE in mm
+    progress.json          where a running run is: {"epoch", "epochs", "phase", "step", "steps"}, rewritten
+                           about once a second (notebook 05's sweep shows it while a run trains)
     model.keras            the final model (Keras format, loads in safe mode)
     tb/                    TensorBoard scalars
 
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +32,33 @@ from ..errors import ConfigError, DataError, PoseUtilsError
 from ..fileio import read_json, write_json
 from ..skeleton import JOINT_NAMES
 from .config import RESUMABLE_CHANGES, TrainConfig
+
+PROGRESS_FILE = "progress.json"
+
+
+class ProgressFile:
+    """Writes RUN_DIR/progress.json at most every `interval` seconds (and whenever `force` is given)."""
+
+    def __init__(self, run_dir: Path, epochs: int, enabled: bool = True, interval: float = 1.0):
+        self.path, self.epochs = Path(run_dir) / PROGRESS_FILE, epochs
+        self.enabled, self.interval = enabled, interval
+        self._last = -float("inf")
+
+    def update(self, epoch: int, phase: str, step: int, steps: int, force: bool = False) -> None:
+        now = time.monotonic()
+        if not self.enabled or (not force and now - self._last < self.interval):
+            return
+        self._last = now
+        write_json(self.path, {"epoch": epoch, "epochs": self.epochs, "phase": phase, "step": step,
+                               "steps": steps}, fsync=False)
+
+
+def read_progress(run_dir: str | os.PathLike) -> dict | None:
+    """RUN_DIR/progress.json, or None while there is none (or it cannot be read yet)."""
+    try:
+        return read_json(Path(run_dir) / PROGRESS_FILE)
+    except PoseUtilsError:
+        return None
 
 
 def read_config(run_dir: Path) -> TrainConfig:
