@@ -155,6 +155,8 @@ def environment(home: str | os.PathLike, tmpdir: str | os.PathLike, extra: dict 
         "MPLCONFIGDIR": os.path.join(home, ".config", "matplotlib"),
         "TQDM_DISABLE": "1",
         "JUPYTER_PLATFORM_DIRS": "1",
+        # the kernels' C++ notices (course/lab.py) stay in the work folder, never in the instructor's outputs/
+        "POSE_UTILS_KERNEL_LOG": os.path.join(home, "kernel.log"),
     }
     env.update({k: os.environ[k] for k in KEPT_VARIABLES if k in os.environ})
     env.update(extra or {})

@@ -103,8 +103,11 @@ def lab_env(ws: Path, repo: Path = REPO) -> dict:
     """
     env = dict(os.environ)
     # tests/conftest.py sets TQDM_DISABLE for the pytest process; a student's JupyterLab has no such
-    # variable (progress bars are part of what this test looks at).
+    # variable (progress bars are part of what this test looks at). ipykernel stops forwarding C-level
+    # output into cells when it sees PYTEST_CURRENT_TEST: under pytest the stderr boxes would vanish
+    # for the wrong reason.
     env.pop("TQDM_DISABLE", None)
+    env.pop("PYTEST_CURRENT_TEST", None)
     if Path(repo).resolve() != REPO:  # another checkout's pose_utils before the installed (editable) one
         env["PYTHONPATH"] = os.pathsep.join(p for p in (str(Path(repo).resolve()), env.get("PYTHONPATH"))
                                             if p)
@@ -169,11 +172,15 @@ def start_server(ws: Path, artefacts: Path, env: dict, timeout: float = 120) -> 
     The one place that builds the server's command line.
     """
     port, token = free_port(), secrets.token_hex(16)
-    # Later: [sys.executable, "-m", "pose_utils", "lab", "--root", str(ws), "--port", str(port),
-    #         "--token", token, "--no-browser"]
-    command = [sys.executable, "-m", "jupyterlab", "--no-browser", "--ServerApp.ip=127.0.0.1",
-               f"--ServerApp.port={port}", f"--ServerApp.token={token}", f"--ServerApp.root_dir={ws}",
-               "--allow-root"]
+    if "PYTHONPATH" not in env or (Path(env["PYTHONPATH"].split(os.pathsep)[0]) / "pose_utils" / "course"
+                                   / "lab.py").is_file():
+        # what `make lab` runs (course/lab.py): 127.0.0.1, --allow-root as root, the token from us
+        command = [sys.executable, "-m", "pose_utils", "lab", "--root", str(ws), "--port", str(port),
+                   "--token", token, "--no-browser"]
+    else:  # --repo: a checkout from before `pose_utils lab` existed
+        command = [sys.executable, "-m", "jupyterlab", "--no-browser", "--ServerApp.ip=127.0.0.1",
+                   f"--ServerApp.port={port}", f"--ServerApp.token={token}", f"--ServerApp.root_dir={ws}",
+                   "--allow-root"]
     log_path = artefacts / "server.log"
     with open(log_path, "wb") as out:
         proc = subprocess.Popen(command, cwd=ws, env=env, stdout=out, stderr=subprocess.STDOUT,
@@ -200,14 +207,16 @@ def start_server(ws: Path, artefacts: Path, env: dict, timeout: float = 120) -> 
 # Browser
 
 
-def start_browser(chromium: str, chromedriver: str, scale: float = 1.0):
+def start_browser(chromium: str, chromedriver: str, scale: float = 1.0, profile: Path | None = None):
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
     options = webdriver.ChromeOptions()
     options.binary_location = chromium
+    # a profile of its own (in the workspace): nothing of ~/.config/chromium is read or written
+    profile = profile or Path(tempfile.mkdtemp(prefix="pose-chromium-"))
     for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1400,1000",
-                f"--force-device-scale-factor={scale:g}"):
+                f"--force-device-scale-factor={scale:g}", f"--user-data-dir={profile}"):
         options.add_argument(arg)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     options.unhandled_prompt_behavior = "accept"  # a "leave page?" prompt must not block a reload
@@ -534,7 +543,7 @@ class Lab:
         self.js(step, True)
         time.sleep(pause)
 
-    def collect(self, name: str, phase: str, screenshots: bool = True) -> dict:
+    def collect(self, name: str, phase: str, screenshots: bool | str = True) -> dict:
         """The phase's report (see module docstring) and its screenshots."""
         self.dismiss_toasts()
         self.scroll_through()
@@ -559,9 +568,10 @@ class Lab:
             "prompts": {c["index"]: c["prompt"] for c in cells if c["kind"] == "code"},
             "screenshots": [],
         }
-        if screenshots:
+        if screenshots:  # "page": the window only, not each figure and widget
             rep["screenshots"].append(self.screenshot(f"{name}-{phase}"))
-            rep["screenshots"] += self.output_screenshots(name, phase)
+            if screenshots != "page":
+                rep["screenshots"] += self.output_screenshots(name, phase)
         return rep
 
     def output_screenshots(self, name: str, phase: str, limit: int = 4) -> list[str]:
@@ -807,7 +817,7 @@ def run_notebook(lab: Lab, name: str, timeout: float) -> dict:
     res["reloaded_url"] = step("reload with the kernel alive", lab.reload_live, path)
     if res["reloaded_url"]:
         time.sleep(WIDGET_SETTLE_S)
-        res["phases"]["reloaded"] = step("report after reload", lab.collect, name, "reloaded")
+        res["phases"]["reloaded"] = step("report after reload", lab.collect, name, "reloaded", "page")
     res["shutdown"] = step("shut down kernel", lab.shutdown_kernel, path) or None
     step("close tab", lab.close_tab, Path(path).name)
     log(f"{name}: reopening without running")
@@ -891,10 +901,12 @@ def run(out_dir, notebooks=None, keep: bool = False, timeout: float = RUN_TIMEOU
     try:
         env = lab_env(ws, repo)
         server = start_server(ws, out, env)
-        report["server_command"] = [a if not a.startswith("--ServerApp.token=") else "--ServerApp.token=***"
-                                    for a in server.command]
+        report["server_command"] = [
+            "***" if server.command[i - 1:i] == ["--token"] else
+            ("--ServerApp.token=***" if a.startswith("--ServerApp.token=") else a)
+            for i, a in enumerate(server.command)]
         log(f"JupyterLab at {server.base} (root {ws}); artefacts in {out}")
-        driver = start_browser(chromium, chromedriver, scale)
+        driver = start_browser(chromium, chromedriver, scale, profile=ws / ".user" / "chromium")
         caps = driver.capabilities
         report["browser"] = f"{caps.get('browserName')} {caps.get('browserVersion')}"
         lab = Lab(driver, server, out)
