@@ -216,3 +216,33 @@ def test_papermill_trains_from_the_root_as_the_issue_shows(outputs, tmp_path):
     history = json.loads((run / "history.json").read_text())
     assert len(history["val_mpjpe"]) == 3 and (run / "model.keras").is_file()
     assert json.loads((run / "progress.json").read_text())["phase"] == "done"
+
+
+# ----------------------------------------------------------------------------- progress of long cells
+
+
+def test_the_sweep_follows_the_run_training_in_another_kernel(tmp_path):
+    """Notebook 05's sweep shows the steps of the run that trains in papermill's kernel, read from the
+    run's progress.json (training.runfolder.ProgressFile), at least every second."""
+    import io
+
+    from tqdm import tqdm
+
+    from pose_utils.course.experiments import _follow
+    from pose_utils.training.runfolder import ProgressFile
+
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "progress.json").write_text('{"phase": "done"}')  # a previous run's: must not count
+    bar = tqdm(total=1, file=io.StringIO())
+    tracker = ProgressFile(run_dir, epochs=2, interval=0.2)
+    with _follow(run_dir, bar, "bs5", interval=0.1):
+        assert not (run_dir / "progress.json").exists()
+        tracker.update(1, "train", 3, 10, force=True)
+        time.sleep(0.6)
+        assert (bar.n, bar.total, bar.desc.rstrip(": ")) == (3, 10, "bs5: epoch 1/2 train")
+        tracker.update(1, "train", 4, 10)  # within the interval: not written
+        tracker.update(2, "validate", 1, 2, force=True)
+        time.sleep(0.6)
+        assert (bar.n, bar.total, bar.desc.rstrip(": ")) == (1, 2, "bs5: epoch 2/2 validate")
+    assert json.loads((run_dir / "progress.json").read_text())["epoch"] == 2

@@ -127,7 +127,8 @@ def sweep(training_notebook: str | os.PathLike, sweep_dir: str | os.PathLike, se
     runs = tqdm(total=len(settings), desc="sweep", unit="run", **quiet)
     # one bar for the runs, one for the current run's steps (reset per run); neither is closed with
     # leave=False, which would leave the saved notebook a view of a widget that no longer exists
-    current = tqdm(total=1, desc="run", unit="step", **quiet)
+    current = tqdm(total=1, desc="run", unit="step", **quiet,
+                   bar_format="{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} steps [{elapsed}]")
     for setting in settings:
         name = _setting_name(setting)
         run_dir = sweep_dir / name / "run"
@@ -152,9 +153,8 @@ def sweep(training_notebook: str | os.PathLike, sweep_dir: str | os.PathLike, se
                         "final_val_mpjpe": float(val[-1]), "best_val_mpjpe": float(min(val)),
                         # the last epoch's speed: the first one includes tracing the compiled step
                         "clips_per_second": float(speed[-1])})
-    current.reset(total=1)
-    current.update()  # complete, so that closing it shows success rather than an unfinished bar
-    current.set_description("all runs done", refresh=False)
+    current.n = current.total  # complete, so that closing it shows success rather than an unfinished bar
+    current.set_description(f"all {len(settings)} runs done", refresh=False)
     runs.close()
     current.close()
     write_json(sweep_dir / "results.json", results)
