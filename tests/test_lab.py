@@ -3,6 +3,7 @@ and papermill run from any folder writing only into the outputs folder (course/l
 
 The browser's view of the same things is tests/browser/."""
 
+import contextlib
 import json
 import os
 import shutil
@@ -109,9 +110,9 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _start_lab(cmd: list[str], env: dict, cwd: Path, preexec=None):
+def _start_lab(cmd: list[str], env: dict, cwd: Path):
     proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True, preexec_fn=preexec)
+                            text=True, start_new_session=True)
     first = [proc.stdout.readline() for _ in range(2)]
     url = first[1].split("open", 1)[1].strip() if "open" in first[1] else ""
     deadline = time.monotonic() + 90
@@ -129,40 +130,84 @@ def _start_lab(cmd: list[str], env: dict, cwd: Path, preexec=None):
 
 
 def _stop(proc):
-    proc.terminate()
+    """Stop the server's whole process group (`pose_utils lab` becomes JupyterLab itself: execve)."""
+    import signal
+
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
     try:
         out, _ = proc.communicate(timeout=20)
     except subprocess.TimeoutExpired:
-        proc.kill()
-        out, _ = proc.communicate()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        out, _ = proc.communicate(timeout=20)
     return out
 
 
-@slow
-@pytest.mark.skipif(os.geteuid() != 0, reason="starting as root and as another user needs root")
-def test_make_lab_starts_as_root_and_as_a_normal_user():
-    # The private temporary folders of this test are world-readable so that `nobody` can use them.
+def test_lab_command_allows_root_only_for_root(monkeypatch, tmp_path):
+    for euid, allowed in ((0, True), (1000, False)):
+        monkeypatch.setattr(os, "geteuid", lambda euid=euid: euid)
+        cmd = lab.lab_command(tmp_path, 8899, open_browser=False)
+        assert ("--allow-root" in cmd) is allowed
+        assert {"--ServerApp.ip=127.0.0.1", "--ServerApp.port=8899", "--ServerApp.port_retries=0",
+                "--no-browser", f"--ServerApp.root_dir={tmp_path}"} <= set(cmd)
+
+
+NOBODY = 65534
+
+
+AS_NOBODY = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups"]  # util-linux
+
+
+def _nobody_can_run_python() -> bool:
+    try:
+        # what `pose_utils lab` does as that user: import pose_utils, then execve the interpreter
+        probe = ("import os, sys, pose_utils; "
+                 "os.execve(sys.executable, [sys.executable, '-c', 'pass'], dict(os.environ))")
+        return subprocess.run([*AS_NOBODY, sys.executable, "-c", probe], capture_output=True,
+                              timeout=60).returncode == 0
+    except OSError:  # no setpriv
+        return False
+
+
+def _run_lab_as(user: str):
+    """`python -m pose_utils lab` as `user` ("root" or "nobody"): its first lines, URL and /api/status."""
+    # The private temporary folder of this test is world-readable so that `nobody` can use it.
     base = Path(tempfile.mkdtemp(prefix="pose-lab-"))
     try:
         base.chmod(0o755)
         home = base / "home"
-        home.mkdir(mode=0o777)
+        home.mkdir()
         home.chmod(0o777)
-        for user, preexec in (("root", None), ("nobody", lambda: (os.setgid(65534), os.setuid(65534)))):
-            port = _free_port()
-            env = {**os.environ, "HOME": str(home), "JUPYTER_RUNTIME_DIR": str(home / user / "runtime"),
-                   "JUPYTER_CONFIG_DIR": str(home / user / "config"),
-                   "JUPYTERLAB_WORKSPACES_DIR": str(home / user / "workspaces")}
-            proc, first, url, status = _start_lab(
-                [sys.executable, "-m", "pose_utils", "lab", "--no-browser", "--port", str(port)], env, base,
-                preexec)
-            log = _stop(proc)
-            assert first[0].startswith(f"JupyterLab on {ROOT}"), (user, first, log[-2000:])
-            assert url.startswith(f"http://127.0.0.1:{port}/lab/tree/notebooks?token="), (user, first)
-            assert status is not None and "started" in status, (user, log[-3000:])
-            assert "Running as root is not recommended" not in log
+        port = _free_port()
+        env = {**os.environ, "HOME": str(home), "JUPYTER_RUNTIME_DIR": str(home / "runtime"),
+               "JUPYTER_CONFIG_DIR": str(home / "config"), "JUPYTERLAB_WORKSPACES_DIR": str(home / "ws")}
+        proc, first, url, status = _start_lab(
+            [*(AS_NOBODY if user == "nobody" else []), sys.executable, "-m", "pose_utils", "lab",
+             "--no-browser", "--port", str(port)], env, base)
+        log = _stop(proc)
+        assert first[0].startswith(f"JupyterLab on {ROOT}"), (user, first, log[-2000:])
+        assert url.startswith(f"http://127.0.0.1:{port}/lab/tree/notebooks?token="), (user, first)
+        assert status is not None and "started" in status, (user, log[-3000:])
+        assert "Running as root is not recommended" not in log
+        assert proc.returncode is not None  # nothing left running
     finally:
         shutil.rmtree(base, ignore_errors=True)
+
+
+@slow
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root (containers and CI run as root)")
+def test_make_lab_starts_as_root():
+    _run_lab_as("root")
+
+
+@slow
+@pytest.mark.skipif(os.geteuid() != 0, reason="switching to another user needs root")
+def test_make_lab_starts_as_a_normal_user():
+    if not _nobody_can_run_python():
+        pytest.skip(f"user nobody cannot run {sys.executable} with pose_utils here (setpriv missing, or the "
+                    "interpreter in a private folder)")
+    _run_lab_as("nobody")
 
 
 # ----------------------------------------------------------------------------- papermill from any folder

@@ -23,7 +23,6 @@ import json
 import os
 import secrets
 import socket
-import subprocess
 import sys
 from pathlib import Path
 
@@ -147,10 +146,9 @@ def main(args) -> int:
     print(f"JupyterLab on {root}\n  open  http://127.0.0.1:{port}/{start}?token={token}\n"
           f"  TensorFlow's C++ messages: {kernel_log()}\n  stop with Ctrl-C", flush=True)
     cmd = lab_command(root, port, open_browser=not args.no_browser, extra=args.jupyter_args)
-    try:
-        return subprocess.call(cmd, env=env)
-    except KeyboardInterrupt:
-        return 0
+    # JupyterLab replaces this process: Ctrl-C, `kill` and a closed terminal reach the server itself,
+    # and no server outlives a parent that was stopped.
+    os.execve(cmd[0], cmd, env)
 
 
 if __name__ == "__main__":  # `python -m pose_utils.course.lab`: install only (the Makefile's step)

@@ -157,13 +157,20 @@ class Server:
             return "(no server log)"
 
     def stop(self) -> None:
+        """Stop the server and everything it started (its own process group: kernels included)."""
+        import signal
+
         if self.proc.poll() is None:
-            self.proc.terminate()
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGTERM)
             try:
                 self.proc.wait(15)
             except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+                pass
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGKILL)  # a kernel left behind
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(5)
 
 
 def start_server(ws: Path, artefacts: Path, env: dict, timeout: float = 120) -> Server:
@@ -184,7 +191,7 @@ def start_server(ws: Path, artefacts: Path, env: dict, timeout: float = 120) -> 
     log_path = artefacts / "server.log"
     with open(log_path, "wb") as out:
         proc = subprocess.Popen(command, cwd=ws, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL)
+                                stdin=subprocess.DEVNULL, start_new_session=True)
     server = Server(proc, port, token, ws, log_path, command)
     deadline = time.monotonic() + timeout
     while True:
