@@ -41,7 +41,9 @@ demo: $(STAMP) data/small/train.h5
 	@echo
 	@echo "Done. Executed notebooks and figures: outputs/  (metrics: outputs/evaluation/metrics.json)"
 
+# .ci/system-packages: bubblewrap and Debian's chromium + chromium-driver (installed when run as root)
 test: $(STAMP)
+	@bash .ci/system-packages
 	$(BIN)/python -m pytest tests notebooks --nbval-lax --nbval-current-env -p no:cacheprovider
 
 # The inner loop: every test but those that execute the notebooks (pytest marker `slow`).
