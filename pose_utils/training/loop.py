@@ -288,17 +288,16 @@ def train(
 def _fit(trainer, checkpoints, splits, history: dict, start: int, run_dir: Path, progress: bool) -> dict:
     """Epochs start+1..config.epochs: train, validate, checkpoint, log. Returns the history."""
     config, chief = trainer.config, checkpoints.chief
-    train_store, train_idx, valid_store, valid_idx = splits
     writer = tf.summary.create_file_writer(str(run_dir / "tb")) if chief else None
-    steps, val_steps = trainer.steps_per_epoch, trainer.eval_batches(valid_idx)
+    steps, val_steps = trainer.steps_per_epoch, trainer.eval_batches(splits[3])
     tracker = ProgressFile(run_dir, config.epochs, enabled=chief)
     # Two bars for the whole run, reset each epoch rather than closed: a closed notebook bar leaves a
     # widget view whose model is gone ("Error displaying widget" once the page reloads).
     # disable only when asked: an explicit disable=False would override TQDM_DISABLE=1.
-    quiet = {} if progress else {"disable": True}
-    with contextlib.ExitStack() as bars:
-        bar = bars.enter_context(tqdm(total=steps, unit="step", **quiet))
-        val_bar = bars.enter_context(tqdm(total=val_steps, unit="batch", **quiet))
+    # No bars when there is nothing to train (a finished run resumed): unfinished bars show as failures.
+    quiet = {} if progress and start < config.epochs else {"disable": True}
+    bar, val_bar = tqdm(total=steps, unit="step", **quiet), tqdm(total=val_steps, unit="batch", **quiet)
+    with bar, val_bar:
         for epoch in range(start, config.epochs):
             row, totals = _epoch(trainer, splits, epoch, (bar, val_bar), tracker, run_dir)
             history = _log_epoch(trainer, checkpoints, history, row, totals, epoch, writer, progress)
