@@ -27,7 +27,7 @@ import sys
 from pathlib import Path
 
 from ..fileio import write_text
-from .paths import outputs_root, repository_root
+from .paths import OUTPUTS_ENV, PACKAGE_PARENT, outputs_root, repository_root
 
 KERNEL_LOG_ENV = "POSE_UTILS_KERNEL_LOG"
 KERNEL_CONFIG = Path("etc", "ipython", "ipython_kernel_config.py")
@@ -70,8 +70,7 @@ if _os.environ.get("{log_env}") != "-":
 
 
 def kernel_config_text() -> str:
-    from .paths import OUTPUTS_ENV, PACKAGE_PARENT
-
+    # baked in at install time, not outputs_root(): a POSE_UTILS_OUTPUTS set while `make` ran must not stick
     root = repository_root()
     outputs = str((root if root is not None else PACKAGE_PARENT) / "outputs")
     return KERNEL_CONFIG_TEXT.format(log_env=KERNEL_LOG_ENV, outputs_env=OUTPUTS_ENV, outputs=outputs)
