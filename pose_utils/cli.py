@@ -162,6 +162,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
                    help="a notebook parameter for grading, over the defaults (GRADING_PARAMETERS in "
                         "pose_utils/course/grade.py: tiny data rendered into OUT/grading-data, one epoch)")
+    p.add_argument("--memory", type=_positive_float, default=None, metavar="GIB",
+                   help="address space of one sandboxed process, in GiB (default: 8)")
+    p.add_argument("--processes", type=_positive_int, default=None, metavar="N",
+                   help="processes and threads of one sandboxed run (default: 1024)")
     p.add_argument("--checks-only", action="store_true",
                    help="run the checks only, not the student's own notebooks as submitted (faster)")
     ### END HIDDEN TESTS

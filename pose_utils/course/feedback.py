@@ -7,6 +7,7 @@ and grades.md.
 from __future__ import annotations
 
 import csv
+import difflib
 import io
 import re
 from pathlib import Path
@@ -27,6 +28,13 @@ def _fence(text: str, lang: str = "") -> str:
 
 def _cut(text: str, limit: int = MAX_SHOWN) -> str:
     return text if len(text) <= limit else text[:limit] + f"\n[... {len(text) - limit} more characters]"
+
+
+def output_diff(expected: str, got: str) -> str:
+    """A unified diff of a check's whole expected output and the student's, line by line."""
+    lines = difflib.unified_diff(expected.splitlines(), got.splitlines(), "expected", "your output",
+                                 lineterm="", n=3)
+    return "\n".join(lines)
 
 
 def feedback(result: dict, instructor: Instructor) -> str:
@@ -67,10 +75,20 @@ def feedback(result: dict, instructor: Instructor) -> str:
         if check.hidden:
             lines += [f"A hidden check (its cell and expected output are not shown): {why}.", ""]
             continue
-        lines += [f"{why}.", "", "The cell:", "", _fence(check.source, "python"), "",
-                  "Expected:", "", _fence(check.expected or "(no output)"), ""]
-        if came:
-            lines += ["What came:", "", _fence(_cut(came)), ""]
+        lines += [f"{why}.", "", "The cell:", "", _fence(check.source, "python"), ""]
+        if e.get("error") and not unwritten:
+            lines += ["Your code raised:", "", _fence(_cut(e["error"])), ""]
+        elif "got" in e:
+            lines += ["Expected:", "", _fence(check.expected or "(no output)"), "",
+                      "Your output:", "", _fence(_cut(e["got"] or "(no output)")), ""]
+            diff = output_diff(e.get("expected", check.expected or ""), e["got"])
+            if diff:
+                lines += ["The difference (- expected, + yours; numbers match within the check's "
+                          "tolerance):", "", _fence(_cut(diff), "diff"), ""]
+        else:
+            lines += ["Expected:", "", _fence(check.expected or "(no output)"), ""]
+            if came:
+                lines += ["What came:", "", _fence(_cut(came)), ""]
     if instructor.answers:
         lines += ["## Written answers (graded by hand)", ""]
         for a in instructor.answers:

@@ -32,14 +32,18 @@ What happens to one submission (a repository folder, or a .zip of one), in OUT/N
    package first (their PYTHONPATH is the copy's root); pytest itself does not: it reads no conftest.py,
    ini file or module of the submission, which could otherwise rewrite the results (the helper plugin
    grader_plugin.py sets the kernels' PYTHONPATH and the comparisons notebooks/conftest.py skips).
-3. JUnit XML: nbval names a test case after the notebook and its code cell ("Cell N", counting code cells
-   from 0 in the parameterized copy); cells map to checks by that position. A passed check earns its
-   points, a failed, errored or skipped one 0. The plugin keeps its own record of the outcomes, signed
-   with a key the submission never sees; a report that disagrees with it scores 0 ("tampered").
+3. Results: nbval names a test case after the notebook and its code cell ("Cell N", counting code cells
+   from 0 in the parameterized copy); cells map to checks by that position. The plugin sends each
+   result (outcome, the outputs compared, the error raised) through the run's channel
+   (pose_utils.course.channel), which no process of the submission can reach; a passed check earns its
+   points, a failed, errored or skipped one 0. The JUnit report pytest leaves in the sandbox must be the
+   one it wrote (the plugin sends its digest) and agree with those results, else every check scores 0
+   ("tampered"). Printed numbers match within the check's tolerance (pose_utils.course.check_outputs).
 4. The student's own notebooks as submitted run with papermill in a second sandbox on a fresh copy, the
    executed copies kept in OUT/NAME/executed/.
 5. OUT/NAME/feedback.md, OUT/NAME/result.json, OUT/NAME/report.xml and OUT/NAME/logs/ (the runs' streams);
-   at the end OUT/grades.csv and OUT/grades.md, each written under a temporary name, then renamed.
+   at the end OUT/grades.csv and OUT/grades.md, each written under a temporary name, then renamed, with a
+   row for every submission graded into OUT so far (this batch's results over older ones).
 
 Hidden checks stay hidden: inside the sandbox the instructor's repository, OUT (but for the run's own
 folder), every submission and the caller's home are empty; the instructor's notebooks are written into
@@ -63,6 +67,8 @@ import argparse
 import concurrent.futures
 import contextlib
 import dataclasses
+import json
+import os
 import re
 import threading
 import time
@@ -265,6 +271,12 @@ def grade(submissions, out_dir, instructor_root, jobs: int = 1, timeout: float =
         if _inside(notebooks_dir, e) or _inside(e, notebooks_dir):
             raise ConfigError(f"{e}: would make the instructor's notebooks readable to submissions (a data "
                               "parameter or the grader's Python lies over or in them)")
+    if os.geteuid() == 0:  # the sandbox runs as an unprivileged uid of its own (sandbox.new_identity)
+        bad = sandbox.unreadable([p for p in expose if p != helper_dir])
+        if bad is not None:
+            raise ConfigError(f"{bad}: not readable by other users, and the sandbox runs as one (the grader "
+                              "is root): make it readable (chmod -R o+rX on its folder) or use a Python and "
+                              "data that every user can read")
     hide = [instructor_root, out_dir, Path.home(), *(p.resolve() for p in paths)]
     source_root = _grader_source_root()
     if source_root is not None:
@@ -298,8 +310,28 @@ def grade(submissions, out_dir, instructor_root, jobs: int = 1, timeout: float =
         raise
     pool.shutdown()
     results.sort(key=lambda r: r["name"])
-    write_grades(out_dir, results, instructor)
+    write_grades(out_dir, graded_results(out_dir, results), instructor)
     return results
+
+
+def graded_results(out_dir: Path, fresh: list) -> list[dict]:
+    """Every submission graded into out_dir (a folder with the grader's MARKER and a result.json), the
+    `fresh` results over older ones of the same name, sorted by name: the sheets of a regrade of some
+    students keep everyone else's rows."""
+    found = {}
+    for folder in sorted(out_dir.iterdir()):
+        path = folder / "result.json"
+        if folder.is_symlink() or not (folder / MARKER).is_file() or not path.is_file():
+            continue
+        try:
+            result = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if (isinstance(result, dict) and result.get("name") == folder.name
+                and isinstance(result.get("checks"), dict)):
+            found[folder.name] = result
+    found.update({r["name"]: r for r in fresh})
+    return [found[name] for name in sorted(found)]
 
 
 # ----------------------------------------------------------------------------- the command line
@@ -344,6 +376,9 @@ def main(args: argparse.Namespace) -> int:
     memory = getattr(args, "memory", None)  # GiB
     if memory is not None:
         limits = dataclasses.replace(limits, memory_bytes=int(memory * sandbox.GiB))
+    processes = getattr(args, "processes", None)
+    if processes is not None:
+        limits = dataclasses.replace(limits, processes=int(processes))
     out_dir = Path(args.out)
     instructor = given_flag(args, "instructor", None) or _repository_root()
     parameters = {**grading_parameters(instructor, out_dir), **parameters}

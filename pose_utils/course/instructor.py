@@ -12,6 +12,7 @@ import re
 from pathlib import Path
 
 from ..errors import ConfigError
+from .check_outputs import tolerance
 from .runner import NOTEBOOK_PATTERN
 
 CHECK_TAG, HIDDEN_TAG, ANSWER_TAG, PARAMETERS_TAG = "check", "hidden", "answer", "parameters"
@@ -132,6 +133,10 @@ def read_instructor(root: str | os.PathLike, parameters: dict | None = None) -> 
                 if cell.get("execution_count") is None:
                     raise ConfigError(f"{where}: check {grade_id!r} has no stored output (run the cell "
                                       "and save the notebook): nbval would pass it whatever it prints")
+                try:
+                    tolerance(cell.source)
+                except ValueError as e:
+                    raise ConfigError(f"{where}: check {grade_id!r}: {e}") from None
                 checks.append(Check(grade_id, points, path.name, i, code_index[id(cell)],
                                     HIDDEN_TAG in _tags(cell), cell.source, _output_text(cell.outputs)))
             else:

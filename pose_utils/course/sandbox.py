@@ -10,18 +10,25 @@
 - new user, PID, network, IPC, UTS and cgroup namespaces: no network at all (a private loopback only),
   no view of the host's processes; the sandbox runs as uid 65534 with every capability dropped and no
   further user namespaces, so it cannot remount or unmount what hides the instructor's files (as uid 0
-  inside its own namespace it could);
+  inside its own namespace it could); /run (the host's sockets) is hidden too;
+- who that uid is on the host: bwrap maps it to the uid that started bwrap. A grader started by a normal
+  user runs bwrap as that user. A grader started as root never does: each run gets a fresh unprivileged
+  uid of its own (`HostIdentity`, from UID_BASE up, one no account uses) and
+  pose_utils/course/sandbox_prelude.py drops to it before bwrap starts, so the sandbox reads only what
+  `nobody` can read (not /etc/shadow), RLIMIT_NPROC holds (the kernel exempts uid 0 alone), and two runs
+  at once cannot signal each other;
 - limits: wall clock (the outer bwrap is killed; its PID namespace dies with it, and with it every
   process the submission started, daemons and Jupyter kernels in their own sessions included), address
   space (RLIMIT_AS: an allocation beyond it fails with MemoryError in Python), CPU seconds per process,
-  size of any one written file, number of processes (not enforced for root: the kernel exempts uid 0);
+  size of any one written file, number of processes and threads (RLIMIT_NPROC, counted per host uid);
 - stdout and stderr go through pipes into files, each cut at `Limits.output_bytes`; the rest is read and
   dropped (never held in memory) so the command never blocks on a full pipe;
 - the environment is only what `environment()` builds (PATH, HOME and TMPDIR inside the work folder,
   quiet TensorFlow / matplotlib / tqdm, PYTHONNOUSERSITE=1, TensorFlow's oneDNN switch).
 
 Without bwrap (or where the kernel refuses unprivileged namespaces) `require()` raises ConfigError with one
-line saying what to install or allow: grading never falls back to running a submission unisolated.
+line saying what to install or allow: grading never falls back to running a submission unisolated, nor
+with more rights than an unprivileged user.
 
 The grader's own side of untrusted files (unpacking, copying, reading back, removing) is
 pose_utils.course.untrusted.
@@ -32,7 +39,11 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
+import itertools
+import json
 import os
+import pwd
+import secrets
 import shutil
 import signal
 import subprocess
@@ -46,6 +57,11 @@ from ..errors import ConfigError
 GiB = 1024**3
 MiB = 1024**2
 SANDBOX_UID = 65534  # "nobody": any uid but 0 makes bwrap drop every capability inside
+# Host uids for runs of a grader started as root: in the range systemd leaves unused (above its container
+# ranges, below 2^31), one per run, starting at a random offset so two graders at once rarely meet.
+UID_BASE = 2_100_000_000
+UID_SPAN = 40_000_000
+PRELUDE = Path(__file__).with_name("sandbox_prelude.py")
 # What Python, glibc and TensorFlow print when an allocation fails under RLIMIT_AS (no signal says so).
 MEMORY_MARKERS = (b"MemoryError", b"std::bad_alloc", b"Cannot allocate memory", b"OOM when allocating")
 INSTALL_HINT = ("install bubblewrap (Debian/Ubuntu: apt-get install bubblewrap; "
@@ -63,7 +79,7 @@ class Limits:
     cpu_seconds: int | None = None
     output_bytes: int = 2 * MiB  # per stream
     file_bytes: int = 1 * GiB  # largest file the command may write
-    processes: int = 4096  # threads count too; TensorFlow starts dozens per process
+    processes: int = 1024  # threads count too; TensorFlow starts dozens per process
     tmp_bytes: int = 256 * MiB  # each of the private /tmp and /dev/shm
 
     def __post_init__(self):
@@ -93,6 +109,94 @@ class Result:
         return dataclasses.asdict(self)
 
 
+@dataclasses.dataclass(frozen=True)
+class HostIdentity:
+    """The unprivileged host uid and gid one sandboxed run of a root grader gets (see the module doc)."""
+
+    uid: int
+    gid: int
+
+
+_next_uid = itertools.count(UID_BASE + secrets.randbelow(UID_SPAN // 2))
+_uid_lock = threading.Lock()
+
+
+def new_identity() -> HostIdentity | None:
+    """A fresh host uid and gid for one run when the grader is root (no account has them); None for a
+    grader that is a normal user, whose own uid the sandbox maps to."""
+    if os.geteuid() != 0:
+        return None
+    with _uid_lock:
+        for uid in _next_uid:
+            if uid >= UID_BASE + UID_SPAN:
+                raise ConfigError(f"no free sandbox uid left in {UID_BASE}..{UID_BASE + UID_SPAN}")
+            try:
+                pwd.getpwuid(uid)
+            except KeyError:
+                return HostIdentity(uid, uid)
+    raise AssertionError("unreachable")
+
+
+def _searchable(path: Path, who: HostIdentity) -> bool:
+    """Whether `who` may pass through the folder `path` (its x bit for owner, group or others)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return False
+    if st.st_uid == who.uid:
+        return bool(st.st_mode & 0o100)
+    if st.st_gid == who.gid:
+        return bool(st.st_mode & 0o010)
+    return bool(st.st_mode & 0o001)
+
+
+def _blocked_at(path: Path, who: HostIdentity) -> Path | None:
+    """The topmost folder above `path` that `who` cannot pass through, or None."""
+    for parent in reversed(path.parents):
+        if parent != Path("/") and not _searchable(parent, who):
+            return parent
+    return None
+
+
+def unreadable(paths, who: HostIdentity | None = None) -> Path | None:
+    """The first file or folder under `paths` that an unprivileged uid other than its owner cannot read
+    (a file without o+r, a folder without o+rx), or None. Symbolic links are not followed."""
+    def bad(st, is_dir):
+        if who is not None and st.st_uid == who.uid:
+            return False
+        need = 0o005 if is_dir else 0o004
+        return (st.st_mode & need) != need
+
+    for root in paths:
+        root = Path(root)
+        try:
+            st = os.stat(root)
+        except OSError:
+            continue
+        if bad(st, root.is_dir()):
+            return root
+        if not root.is_dir():
+            continue
+        for here, dirs, files in os.walk(root):
+            for name in dirs + files:
+                full = os.path.join(here, name)
+                try:
+                    st = os.lstat(full)
+                except OSError:
+                    continue
+                if not (os.path.islink(full)) and bad(st, name in dirs):
+                    return Path(full)
+    return None
+
+
+def _give(path: Path, who: HostIdentity) -> None:
+    """Make `who` the owner of the work folder and everything in it (the run writes there)."""
+    os.lchown(path, who.uid, who.gid)
+    for here, dirs, files in os.walk(path):
+        for name in dirs + files:
+            os.lchown(os.path.join(here, name), who.uid, who.gid)
+
+
 @functools.lru_cache(maxsize=1)
 def unavailable() -> str | None:
     """None when bwrap can build the sandbox here, else one line saying why not and what to do."""
@@ -102,16 +206,26 @@ def unavailable() -> str | None:
     if shutil.which("prlimit") is None:
         return "prlimit not found: install util-linux"
     probe = [bwrap, *_namespace_args(), "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "true"]
+    who = new_identity()
+    if who is not None:  # as root: the probe drops to an unprivileged uid first, as every run does
+        probe = _prelude(who, [], []) + probe
     try:
         done = subprocess.run(probe, capture_output=True, text=True, timeout=30)
     except (OSError, subprocess.TimeoutExpired) as e:
         return f"bwrap could not start ({e})"
     if done.returncode != 0:
         why = (done.stderr.strip().splitlines() or [f"exit status {done.returncode}"])[-1]
-        return (f"bwrap cannot create its namespaces here ({why}): allow unprivileged user namespaces "
-                "(Ubuntu 24.04: sysctl kernel.apparmor_restrict_unprivileged_userns=0, or an AppArmor "
-                "profile for bwrap) or run the grader as root")
+        return (f"bwrap cannot create its namespaces as an unprivileged user here ({why}): allow "
+                "unprivileged user namespaces (sysctl kernel.unprivileged_userns_clone=1; Ubuntu 24.04: "
+                "sysctl kernel.apparmor_restrict_unprivileged_userns=0, or an AppArmor profile for bwrap; "
+                "in Docker: --security-opt seccomp=unconfined); submissions never run with root's rights")
     return None
+
+
+def _prelude(who: HostIdentity, covers: list, sources: list) -> list[str]:
+    spec = {"uid": who.uid, "gid": who.gid, "covers": [str(c) for c in covers],
+            "sources": [str(s) for s in sources]}
+    return [sys.executable, "-I", str(PRELUDE), json.dumps(spec), "--"]
 
 
 def require() -> None:
@@ -173,24 +287,50 @@ def python_roots() -> set[Path]:
     return {Path(p).resolve() for p in (sys.prefix, sys.exec_prefix, sys.base_prefix, sys.base_exec_prefix)}
 
 
-def command_line(command, work_dir, cwd=None, hide=(), expose=(), limits: Limits = Limits()) -> list[str]:
-    """The full argv: prlimit's limits, then bwrap's mounts in the order that makes them work (tmpfs
-    over hidden folders, read-only binds back into them, the work folder, then the hidden tmpfs mounts
-    made read-only; `--remount-ro` is not recursive, so the binds inside keep their own mode). The
-    running Python (`python_roots`) is exposed whatever `expose` says."""
+# Hidden in every sandbox: the host's runtime sockets (a container engine's, D-Bus) are nobody's business.
+ALWAYS_HIDDEN = ("/run",)
+
+
+def _stage(work: Path, expose: list, who: HostIdentity | None):
+    """(covers, sources, mountable): for a root grader, the folders the prelude covers so that `who`
+    reaches every bind source (the work folder and the exposed paths), and a test for whether a hidden
+    path can be mounted on once it has. A grader that is a normal user needs no prelude."""
+    sources = sorted({work, *(p for p in expose if p.exists())}, key=lambda p: len(p.parts))
+    if who is None:
+        return [], sources, lambda path: path.exists()
+    covers = sorted({b for b in (_blocked_at(p, who) for p in sources) if b is not None})
+
+    def staged(path: Path) -> bool:  # exists in the prelude's view, on a path `who` can walk
+        cover = next((c for c in covers if _inside(path, c)), None)
+        if cover is not None and path != cover:
+            return any(_inside(s, path) for s in sources)
+        return path.exists() and (cover is not None or _blocked_at(path, who) is None)
+
+    return covers, sources, staged
+
+
+def command_line(command, work_dir, cwd=None, hide=(), expose=(), limits: Limits = Limits(),
+                 who: HostIdentity | None = None) -> list[str]:
+    """The full argv: for a root grader the prelude that drops to `who`, then prlimit's limits, then
+    bwrap's mounts in the order that makes them work (tmpfs over hidden folders, read-only binds back into
+    them, the work folder, then the hidden tmpfs mounts made read-only; `--remount-ro` is not recursive,
+    so the binds inside keep their own mode). The running Python (`python_roots`) is exposed whatever
+    `expose` says."""
     work = Path(work_dir).resolve()
-    expose = [*expose, *python_roots()]
+    expose = sorted({Path(p).resolve() for p in [*expose, *python_roots()]}, key=lambda p: len(p.parts))
+    covers, sources, mountable = _stage(work, expose, who)
     cpu = int(limits.cpu_seconds or max(1, 2 * limits.wall_seconds))
-    argv = ["prlimit", f"--as={limits.memory_bytes}", f"--cpu={cpu}:{cpu + 5}",
-            f"--fsize={limits.file_bytes}", f"--nproc={limits.processes}", "--core=0", "--",
-            "bwrap", *_namespace_args(), "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
+    argv = _prelude(who, covers, sources) if who is not None else []
+    argv += ["prlimit", f"--as={limits.memory_bytes}", f"--cpu={cpu}:{cpu + 5}",
+             f"--fsize={limits.file_bytes}", f"--nproc={limits.processes}", "--core=0", "--",
+             "bwrap", *_namespace_args(), "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
     sized = "--size" in _bwrap_options()
     for private in ("/tmp", "/dev/shm"):
         argv += (["--size", str(limits.tmp_bytes)] if sized else []) + ["--tmpfs", private]
     hidden: list[Path] = []
-    for raw in sorted({Path(p).resolve() for p in hide}, key=lambda p: len(p.parts)):
-        if raw == Path("/") or not raw.exists() or _inside(raw, Path("/tmp")):
-            continue  # nothing to hide, or already under the private /tmp
+    for raw in sorted({Path(p).resolve() for p in [*hide, *ALWAYS_HIDDEN]}, key=lambda p: len(p.parts)):
+        if raw == Path("/") or not mountable(raw) or _inside(raw, Path("/tmp")):
+            continue  # nothing to hide, out of the sandbox's reach already, or under the private /tmp
         if any(_inside(raw, h) for h in hidden):
             continue
         if raw.is_dir():
@@ -198,7 +338,7 @@ def command_line(command, work_dir, cwd=None, hide=(), expose=(), limits: Limits
             hidden.append(raw)
         else:
             argv += ["--ro-bind", "/dev/null", str(raw)]
-    for path in sorted({Path(p).resolve() for p in expose}, key=lambda p: len(p.parts)):
+    for path in expose:
         if path.exists() and (_inside(path, Path("/tmp")) or any(_inside(path, h) for h in hidden)):
             argv += ["--ro-bind", str(path), str(path)]
     argv += ["--bind", str(work), str(work)]
@@ -234,13 +374,14 @@ def _seen(path: Path, markers) -> bool:
 
 def run(command, work_dir, *, cwd=None, env: dict | None = None, hide=(), expose=(),
         limits: Limits = Limits(), stdout_path=None, stderr_path=None,
-        cancel: threading.Event | None = None) -> Result:
+        cancel: threading.Event | None = None, who: HostIdentity | None = None) -> Result:
     """Run `command` (a list) in the sandbox; `work_dir` is the only writable folder (see module doc).
 
     env: the complete environment (default: `environment(work_dir/home, work_dir/tmp)`).
     stdout_path, stderr_path: where the grader writes the streams (default: beside work_dir, NAME.stdout.log
     and NAME.stderr.log); keep them out of work_dir. cancel: an Event that stops the command early (killed
-    as at the wall-clock limit, returncode 137).
+    as at the wall-clock limit, returncode 137). who: the host uid of a root grader's run (default: a
+    fresh one, `new_identity()`); it is given work_dir and everything in it.
     """
     require()
     work = Path(work_dir).resolve()
@@ -252,7 +393,10 @@ def run(command, work_dir, *, cwd=None, env: dict | None = None, hide=(), expose
         (work / "home").mkdir(exist_ok=True)
         (work / "tmp").mkdir(exist_ok=True)
         env = environment(work / "home", work / "tmp")
-    argv = command_line(command, work, cwd=cwd, hide=hide, expose=expose, limits=limits)
+    who = who or new_identity()
+    if who is not None:
+        _give(work, who)
+    argv = command_line(command, work, cwd=cwd, hide=hide, expose=expose, limits=limits, who=who)
     counts: dict = {}
     tic = time.monotonic()
     # opened before the command starts, so nothing it does can put a symlink there first; the pumps close

@@ -2,16 +2,16 @@
 
 `run_checks` runs nbval on the instructor's notebooks in a copy of the submission, `run_own_notebooks`
 the student's notebooks as submitted; both go through pose_utils.course.sandbox with the grader's side,
-pose_utils/course/grader_plugin.py, copied into the batch's helper folder by `write_helper`.
+pose_utils/course/grader_plugin.py (and check_outputs.py), copied into the batch's helper folder by
+`write_helper`. What each run reports comes through its pose_utils.course.channel; files it leaves in
+its folder are read back as untrusted data.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
-import hmac
-import json
-import secrets
+import re
 import sys
 import threading
 import time
@@ -19,18 +19,21 @@ from pathlib import Path
 
 from ..fileio import atomic_path, write_json
 from . import sandbox
+from .channel import CHANNEL_VAR, Channel
 from .instructor import Instructor
 from .runner import NOTEBOOK_PATTERN
 from .staging import MAX_FILES, SKIPPED_DIRS
+from .tracebacks import error_line
 from .untrusted import Rejected, copy_tree, read_back, remove_tree
 
-# The module name the sandboxed pytest loads grader_plugin.py under (-p), and the file name it has there.
+# The module name the sandboxed pytest loads grader_plugin.py under (-p), and the file name it has there;
+# check_outputs.py goes beside it under its own name (the plugin imports it).
 HELPER_NAME = "_pose_utils_grader"
-PLUGIN = Path(__file__).with_name("grader_plugin.py")
-# How the plugin learns its key, its record's path and the kernels' PYTHONPATH; grader_plugin.py spells
-# the same names out (it cannot import this module).
-TOKEN_VAR, RECORD_VAR, KERNEL_PATH_VAR = ("POSE_UTILS_GRADER_TOKEN", "POSE_UTILS_GRADER_RECORD",
-                                          "POSE_UTILS_GRADER_KERNEL_PATH")
+HELPER_FILES = {f"{HELPER_NAME}.py": Path(__file__).with_name("grader_plugin.py"),
+                "_pose_utils_check_outputs.py": Path(__file__).with_name("check_outputs.py")}
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+# How the plugin learns the kernels' PYTHONPATH; grader_plugin.py spells the same name out.
+KERNEL_PATH_VAR = "POSE_UTILS_GRADER_KERNEL_PATH"
 
 
 @dataclasses.dataclass
@@ -52,13 +55,16 @@ class Batch:
 
 
 def write_helper(helper_dir: Path) -> None:
-    """The batch's helper folder: the plugin (grader_plugin.py's text as HELPER_NAME.py) and the empty
-    pytest.ini the checks run with (`-c`), so pytest reads no ini file of the submission."""
+    """The batch's helper folder, readable by the sandbox's uid: the plugin and check_outputs.py
+    (HELPER_FILES) and the empty pytest.ini the checks run with (`-c`), so pytest reads no ini file of
+    the submission."""
     helper_dir.mkdir(parents=True, exist_ok=True)
-    with atomic_path(helper_dir / f"{HELPER_NAME}.py") as tmp:
-        tmp.write_text(PLUGIN.read_text(encoding="utf-8"), encoding="utf-8")
-    with atomic_path(helper_dir / "pytest.ini") as tmp:
-        tmp.write_text("[pytest]\n")
+    helper_dir.chmod(0o755)
+    texts = {name: src.read_text(encoding="utf-8") for name, src in HELPER_FILES.items()}
+    for name, text in {**texts, "pytest.ini": "[pytest]\n"}.items():
+        with atomic_path(helper_dir / name) as tmp:
+            tmp.write_text(text, encoding="utf-8")
+            tmp.chmod(0o644)
 
 
 def _python() -> list[str]:
@@ -67,18 +73,25 @@ def _python() -> list[str]:
 
 
 def _sandboxed(batch: Batch, box: Path, folder: Path, label: str, command: list, extra_env: dict,
-               deadline: float):
+               deadline: float) -> tuple[sandbox.Result, Channel]:
+    """Run `command` in the sandbox on `box` with a channel of its own (its messages read, the channel
+    closed when this returns)."""
     if batch.cancel.is_set():
         raise Rejected("interrupted", "grading was interrupted before this submission's runs")
     limits = dataclasses.replace(batch.limits, wall_seconds=max(0.1, deadline - time.monotonic()))
     for sub in ("home", "tmp"):
         (box / sub).mkdir(exist_ok=True)
-    env = sandbox.environment(box / "home", box / "tmp", extra=extra_env)
     logs = folder / "logs"
     logs.mkdir(exist_ok=True)
-    return sandbox.run(command, box, cwd=box, env=env, hide=batch.hide, expose=batch.expose,
-                       limits=limits, stdout_path=logs / f"{label}.stdout.log",
-                       stderr_path=logs / f"{label}.stderr.log", cancel=batch.cancel)
+    who = sandbox.new_identity()
+    with Channel(who) as channel:
+        env = sandbox.environment(box / "home", box / "tmp",
+                                  extra={**extra_env, CHANNEL_VAR: str(channel.path)})
+        result = sandbox.run(command, box, cwd=box, env=env, hide=batch.hide,
+                             expose=[*batch.expose, channel.folder], limits=limits,
+                             stdout_path=logs / f"{label}.stdout.log",
+                             stderr_path=logs / f"{label}.stderr.log", cancel=batch.cancel, who=who)
+    return result, channel
 
 
 def run_checks(batch: Batch, repo: Path, box: Path, folder: Path, deadline: float) -> dict:
@@ -97,33 +110,29 @@ def run_checks(batch: Batch, repo: Path, box: Path, folder: Path, deadline: floa
         if (nb_dir / name).is_dir():  # the student's folder of that name must not stop the copy
             remove_tree(nb_dir / name)
         nbformat.write(batch.instructor.notebooks[name], str(nb_dir / name))
-    token = secrets.token_hex(32)
     command = [*_python(), "-m", "pytest", "--nbval-lax", "--nbval-current-env",
                f"--nbval-cell-timeout={batch.cell_timeout:g}", f"--junitxml={box / 'report.xml'}",
                "-p", "no:cacheprovider", "-p", "nbval.plugin", "-p", HELPER_NAME, "--noconftest",
                "-c", str(batch.helper_dir / "pytest.ini"), f"--rootdir={box}", "--color=no", "-q",
                *(f"repo/notebooks/{n}" for n in names)]
     # no plugin of the grader's environment but nbval's and ours loads (and none loads slower)
-    extra = {"PYTHONPATH": str(batch.helper_dir), "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1", TOKEN_VAR: token,
-             RECORD_VAR: str(box / "record.json"), KERNEL_PATH_VAR: str(box / "repo")}
-    result = _sandboxed(batch, box, folder, "checks", command, extra, deadline)
+    extra = {"PYTHONPATH": str(batch.helper_dir), "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1",
+             KERNEL_PATH_VAR: str(box / "repo")}
+    result, channel = _sandboxed(batch, box, folder, "checks", command, extra, deadline)
     report = read_back(box, "report.xml")
-    raw = read_back(box, "record.json")
-    record, tampered = None, False
-    if raw is not None:
-        try:
-            signed = json.loads(raw)
-            text = json.dumps(signed["payload"], sort_keys=True)
-            good = hmac.new(token.encode(), text.encode(), hashlib.sha256).hexdigest()
-            if hmac.compare_digest(str(signed["hmac"]), good):
-                record = signed["payload"]
-            else:
-                tampered = True
-        except (ValueError, KeyError, TypeError):
-            tampered = True
-    elif report is not None:
-        tampered = True  # pytest writes both at the end of the session; only the report is left
-    return {"run": result, "report": report, "record": record, "tampered": tampered, "box": box}
+    results, finish = {}, None
+    for m in channel.messages():
+        if m.get("type") == "result" and isinstance(m.get("nodeid"), str):
+            results[m["nodeid"]] = m
+        elif m.get("type") == "finish":
+            finish = m
+    if finish is not None:  # the report must be the one pytest wrote, as the plugin hashed it then
+        digest = hashlib.sha256(report).hexdigest() if report is not None else None
+        tampered = finish.get("report_sha256") != digest
+    else:  # pytest never finished, so it wrote no report: one that is there came from elsewhere
+        tampered = report is not None
+    return {"run": result, "report": report, "results": results, "finish": finish, "tampered": tampered,
+            "overflow": channel.overflow, "box": box}
 
 
 def run_own_notebooks(batch: Batch, repo: Path, box: Path, folder: Path, deadline: float) -> dict:
@@ -140,17 +149,13 @@ def run_own_notebooks(batch: Batch, repo: Path, box: Path, folder: Path, deadlin
     nb_dir = box / "repo" / "notebooks"
     spec = {"notebooks": [{"input": str(nb_dir / n), "output": str(box / "executed" / n), "cwd": str(nb_dir)}
                           for n in names],
-            "parameters": batch.parameters, "cell_timeout": batch.cell_timeout,
-            "status": str(box / "status.json")}
+            "parameters": batch.parameters, "cell_timeout": batch.cell_timeout}
     write_json(box / "spec.json", spec)
     command = [*_python(), str(batch.helper_dir / f"{HELPER_NAME}.py"), "papermill", str(box / "spec.json")]
-    result = _sandboxed(batch, box, folder, "notebooks", command, {KERNEL_PATH_VAR: str(box / "repo")},
-                        deadline)
-    try:
-        status = {e["name"]: e for e in json.loads(read_back(box, "status.json") or b"[]")
-                  if isinstance(e, dict) and isinstance(e.get("name"), str)}
-    except (ValueError, TypeError):
-        status = {}
+    result, channel = _sandboxed(batch, box, folder, "notebooks", command,
+                                 {KERNEL_PATH_VAR: str(box / "repo")}, deadline)
+    status = {m["name"]: m for m in channel.messages()
+              if m.get("type") == "notebook" and isinstance(m.get("name"), str)}
     found = []
     for name in names:
         data = read_back(box, "executed", name)
@@ -164,17 +169,19 @@ def run_own_notebooks(batch: Batch, repo: Path, box: Path, folder: Path, deadlin
         told = status.get(name, {})
         if told.get("ok") is True and data is not None:
             entry["ok"] = True
-        elif told.get("error"):
-            entry["error"] = one_line(told["error"])
+        elif isinstance(told.get("error"), dict):
+            entry["error"] = one_line(error_line(told["error"], box / "repo", told.get("cell"),
+                                                 [batch.out_dir, batch.helper_dir]))
         elif data is not None:
-            entry["error"] = one_line(_first_error(data, nbformat) or "did not run to the end")
+            first = _first_error(data, nbformat, box / "repo", [batch.out_dir, batch.helper_dir])
+            entry["error"] = one_line(first or "did not run to the end")
         else:
             entry["error"] = "did not run (time limit, or the run stopped before it)"
         found.append(entry)
     return {"run": result, "notebooks": found}
 
 
-def _first_error(data: bytes, nbformat) -> str | None:
+def _first_error(data: bytes, nbformat, repo: Path, others) -> str | None:
     try:
         nb = nbformat.reads(data.decode("utf-8", "replace"), as_version=4)
     except Exception:
@@ -182,7 +189,9 @@ def _first_error(data: bytes, nbformat) -> str | None:
     for i, cell in enumerate(nb.cells):
         for out in cell.get("outputs", []):
             if out.get("output_type") == "error":
-                return f"cell {i + 1} raised {out.get('ename')}: {str(out.get('evalue'))[:500]}"
+                error = {"ename": str(out.get("ename")), "evalue": str(out.get("evalue")),
+                         "traceback": [_ANSI.sub("", str(t)) for t in out.get("traceback", [])]}
+                return error_line(error, repo, i + 1, others)
     return None
 
 

@@ -1,18 +1,21 @@
 """Step 3 of grading a submission (pose_utils.course.grade's docstring): its runs read back.
 
-The JUnit report of the checks becomes points per check and the problems the run shows (`score`); the
-written answers are read from the student's own notebooks (`student_answers`).
+What the checks' run sent through its channel becomes points per check, the outputs and errors the
+feedback shows, and the problems the run shows (`score`); the JUnit report pytest left in the sandbox
+only has to agree with it. The written answers are read from the student's own notebooks
+(`student_answers`).
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
 import re
 from pathlib import Path
 
+from .check_outputs import as_text
 from .instructor import Instructor
 from .sandboxed_runs import Batch
+from .tracebacks import describe_error, scrub
 
 _ANSI = re.compile(r"(?:\x1b|#x1B)\[[0-9;]*[A-Za-z]")
 
@@ -92,24 +95,33 @@ def _checks_named(ids: list[str]) -> str:
 
 
 def score(batch: Batch, run: dict) -> tuple[dict, list[tuple[str, str]]]:
-    """Points per check from the JUnit report, and the (code, line) problems the run shows."""
+    """Points per check from what the run sent through its channel (run_checks' "results"), and the
+    (code, line) problems the run shows. A JUnit report that disagrees with those results, or was
+    rewritten after pytest wrote it, makes every check score 0 ("tampered")."""
     cases = junit_cases(run["report"])
-    signed = (run["record"] or {}).get("outcomes", {})
+    repo, others = run["box"] / "repo", [batch.out_dir, batch.helper_dir]
     checks, disagree = {}, False
     for c in batch.instructor.checks:
         nodeid = f"repo/notebooks/{c.notebook}::Cell {c.code_cell}"
-        case = cases.get(junit_key(nodeid))
-        mine = signed.get(nodeid, {}) if isinstance(signed, dict) else {}
-        outcome = case["outcome"] if case else "missing"
-        disagree |= bool(case) and run["record"] is not None and mine.get("outcome") != outcome
-        # paths as the student knows them: relative to the repository
-        text = case["text"].replace(f"{run['box'] / 'repo'}{os.sep}", "") if case else ""
-        checks[c.grade_id] = {"points": c.points, "earned": 0.0, "outcome": outcome, "notebook": c.notebook,
-                              "cell": c.cell + 1, "hidden": c.hidden, "text": text,
-                              "seconds": case["seconds"] if case else None,
-                              "cut": int(mine.get("cut", 0) or 0)}
+        told = run["results"].get(nodeid)
+        outcome = str(told["outcome"]) if told else "missing"
+        if run["finish"] is not None and run["report"] is not None:
+            case = cases.get(junit_key(nodeid))
+            disagree |= (case["outcome"] if case else "missing") != outcome
+        entry = {"points": c.points, "earned": 0.0, "outcome": outcome, "notebook": c.notebook,
+                 "cell": c.cell + 1, "hidden": c.hidden,
+                 "text": scrub(_ANSI.sub("", str(told.get("text", ""))), repo, others) if told else "",
+                 "seconds": told.get("seconds") if told else None,
+                 "cut": int(told.get("cut", 0) or 0) if told else 0}
+        if told and outcome != "passed" and not c.hidden:
+            if isinstance(told.get("error"), dict):
+                entry["error"] = describe_error(told["error"], repo, others)
+            elif isinstance(told.get("expected"), dict) and isinstance(told.get("got"), dict):
+                entry["expected"] = as_text(told["expected"])
+                entry["got"] = scrub(as_text(told["got"]), repo, others)
+        checks[c.grade_id] = entry
     tampered = run["tampered"] or disagree
-    if not tampered and run["record"] is not None:
+    if not tampered:
         for entry in checks.values():
             if entry["outcome"] == "passed":
                 entry["earned"] = entry["points"]
@@ -125,14 +137,15 @@ def score(batch: Batch, run: dict) -> tuple[dict, list[tuple[str, str]]]:
         problems.append(("hung", f"hung: {_checks_named(hung)} ran past the {fmt(batch.cell_timeout)} s "
                                  "limit per cell (nbval then gives up on the cells after it)"))
     died = [g for g, e in failed.items() if re.search(r"Kernel (dead|died)|DeadKernel", e["text"])]
-    if not res.timed_out and (res.returncode not in (0, 1) or run["report"] is None or died):
+    if not res.timed_out and (res.returncode not in (0, 1) or run["finish"] is None or died):
         if died:
             how = (f"the notebook's kernel died during {_checks_named(died[:1])} (killed, or the code "
                    "exited); the checks after it score 0")
-        elif run["report"] is not None:
+        elif run["finish"] is not None:
             how = f"pytest stopped with exit status {res.returncode} (see logs/checks.stdout.log)"
         else:
-            how = f"the checks left no report (exit status {res.returncode}; see logs/checks.stderr.log)"
+            how = (f"pytest stopped before the end of the checks (exit status {res.returncode}; see "
+                   "logs/checks.stderr.log); every check without a result scores 0")
         problems.append(("crashed", f"crashed: {how}"))
     oom = [g for g, e in failed.items() if re.search(r"MemoryError|bad_alloc", e["text"])]
     if oom or res.memory_exceeded:
@@ -140,14 +153,14 @@ def score(batch: Batch, run: dict) -> tuple[dict, list[tuple[str, str]]]:
         problems.append(("out_of_memory", f"ran out of memory: {where} went past the limit of "
                                           f"{_size(limits.memory_bytes)} per process"))
     cut = [g for g, e in checks.items() if e["cut"]]
-    if cut or res.output_truncated:
+    if cut or res.output_truncated or run.get("overflow"):
         where = _checks_named(cut) if cut else "the checks"
         problems.append(("printed_too_much", f"printed too much: {where} wrote more than "
                          f"{_size(limits.output_bytes)} to stdout or stderr, or a failure longer than the "
                          "report keeps; the rest was dropped"))
     if tampered:
-        problems.append(("tampered", "tampered: the test report does not match the grader's own record of "
-                                     "the run; every check scores 0"))
+        problems.append(("tampered", "tampered: the test report in the sandbox was rewritten or does not "
+                                     "match what pytest told the grader; every check scores 0"))
     return checks, problems
 
 
