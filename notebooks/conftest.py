@@ -5,6 +5,8 @@
 - Widget views, HTML and JavaScript (tqdm bars, ipywidgets, animations) and the values a notebook records
   for the runner (pose_utils.course.RECORD_MIME) are not compared either; PNG images never are.
 Only cells marked `# NBVAL_CHECK_OUTPUT` are compared in lax mode; their stored outputs are plain text.
+- Numbers in those outputs match within the cell's tolerance (pose_utils.course.check_outputs: default
+  rtol 1e-6, atol 1e-9, or a `# CHECK_TOLERANCE rtol=.. atol=..` line), as the grader compares them.
 
 Each notebook executes once in `make test` (`pytest tests notebooks --nbval-lax ...`): tests/test_notebooks.py
 runs the five with papermill first and leaves its executed copies on the session's config
@@ -35,6 +37,14 @@ SKIP_COMPARE = (
     "application/vnd.jupyter.widget-view+json",
     RECORD_MIME,
 )
+
+
+def pytest_configure(config):
+    from nbval.plugin import IPyNbCell
+
+    from pose_utils.course.check_outputs import install
+
+    install(IPyNbCell)
 
 
 def pytest_collectstart(collector):

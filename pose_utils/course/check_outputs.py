@@ -34,7 +34,10 @@ def tolerance(source: str) -> tuple[float, float]:
             continue
         for word in words[1:]:
             match = _SETTING.match(word)
-            value = float(match.group(2)) if match else float("nan")
+            try:
+                value = float(match.group(2)) if match else float("nan")
+            except ValueError:
+                value = float("nan")
             if not match or not (value >= 0 and math.isfinite(value)):
                 raise ValueError(f"{line.strip()!r}: expected '# {TOLERANCE_MARK} rtol=R atol=A' with "
                                  "numbers >= 0")

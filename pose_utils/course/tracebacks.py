@@ -48,7 +48,9 @@ def describe_error(error: dict, repo: Path, others=()) -> str:
     frames, left_out = student_frames(list(error.get("traceback") or []), repo)
     lines = [head]
     if frames:
-        lines += ["", "Where, in your code and the cell (most recent call last):", ""] + frames
+        lines += ["", "Where, in your code and the cell (most recent call last):"]
+        for frame in frames:
+            lines += ["", frame]
     if left_out:
         lines += ["", f"({left_out} frames inside libraries left out)"]
     return scrub("\n".join(lines), repo, others)
