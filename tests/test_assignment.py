@@ -92,3 +92,26 @@ def test_each_seeded_mistake_loses_exactly_the_checks_that_name_it(graded, mista
     feedback = (out / mistake / "feedback.md").read_text()
     for check in lost:
         assert f"### {check}" in feedback  # each failed check is explained (hidden ones by name only)
+
+
+@pytest.mark.slow
+def test_grades_do_not_depend_on_onednn_or_the_thread_count(graded, tmp_path, monkeypatch):
+    # the fixture graded with oneDNN on and both cores; again with oneDNN off on one core (TensorFlow
+    # sizes its thread pools by the CPUs it may use): printed numbers move in their last digits, which
+    # the checks' tolerance absorbs (pose_utils.course.check_outputs)
+    import os
+
+    _, rows, out = graded
+    names = ["complete", "loss_summed"]
+    monkeypatch.setenv("TF_ENABLE_ONEDNN_OPTS", "0")
+    cpus = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {min(cpus)})
+    try:
+        again = grade([out.parent / "submissions" / n for n in names], tmp_path / "out", ROOT, jobs=1,
+                      parameters=grading_parameters(ROOT, out), execute_notebooks=False)
+    finally:
+        os.sched_setaffinity(0, cpus)
+    for r in again:
+        row = rows[r["name"]]
+        assert {gid: e["earned"] for gid, e in r["checks"].items()} == {
+            k: float(v) for k, v in row.items() if k not in ("student", "total", "status")}, r["name"]

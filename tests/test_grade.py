@@ -614,6 +614,34 @@ def test_a_root_grader_gives_each_run_a_fresh_unprivileged_uid(tmp_path):
     assert owners[0] != owners[1] and min(owners) >= sandbox.UID_BASE
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="becoming another user needs root")
+def test_a_grader_that_is_a_normal_user_sandboxes_as_that_user(tmp_path):
+    import subprocess
+
+    from test_lab import AS_NOBODY, NOBODY, _nobody_can_run_python
+
+    if not _nobody_can_run_python():
+        pytest.skip(f"user nobody cannot run {sys.executable} with pose_utils here (its Python lies in a "
+                    "folder only root can enter)")
+    import shutil
+    import tempfile
+
+    base = Path(tempfile.mkdtemp(prefix="pose-grade-nobody-"))  # pytest's own folders are root's, 0700
+    base.chmod(0o777)
+    probe = ("import os, sys\nfrom pathlib import Path\nfrom pose_utils.course import sandbox\n"
+             "work = Path(sys.argv[1])\nwork.mkdir()\n"
+             "script = \"import os\\ntry:\\n    open('/etc/shadow')\\nexcept OSError as e:\\n"
+             "    print(type(e).__name__)\\nopen('made', 'w')\\n\"\n"
+             "r = sandbox.run([sys.executable, '-c', script], work)\n"
+             "print(r.returncode, Path(r.stdout).read_text().strip(), (work / 'made').stat().st_uid)\n")
+    try:
+        done = subprocess.run([*AS_NOBODY, sys.executable, "-c", probe, str(base / "box")],
+                              capture_output=True, text=True, timeout=120, cwd=base)
+    finally:
+        shutil.rmtree(base)
+    assert done.stdout.split() == ["0", "PermissionError", str(NOBODY)], done.stderr
+
+
 def test_the_prelude_never_runs_a_command_as_root(tmp_path):
     import subprocess
 

@@ -67,6 +67,7 @@ import argparse
 import concurrent.futures
 import contextlib
 import dataclasses
+import functools
 import json
 import os
 import re
@@ -231,6 +232,12 @@ def _path_parameters(parameters: dict) -> tuple[dict, list[Path]]:
     return out, paths
 
 
+@functools.lru_cache(maxsize=1)
+def _python_unreadable() -> Path | None:
+    """sandbox.unreadable of the grader's own Python (about 1 s for TensorFlow's files; once a process)."""
+    return sandbox.unreadable(sorted(sandbox.python_roots()))
+
+
 def grade(submissions, out_dir, instructor_root, jobs: int = 1, timeout: float = DEFAULT_TIMEOUT,
           cell_timeout: float = DEFAULT_CELL_TIMEOUT, parameters: dict | None = None, *,
           limits: sandbox.Limits | None = None, max_bytes: int = DEFAULT_MAX_BYTES,
@@ -272,7 +279,7 @@ def grade(submissions, out_dir, instructor_root, jobs: int = 1, timeout: float =
             raise ConfigError(f"{e}: would make the instructor's notebooks readable to submissions (a data "
                               "parameter or the grader's Python lies over or in them)")
     if os.geteuid() == 0:  # the sandbox runs as an unprivileged uid of its own (sandbox.new_identity)
-        bad = sandbox.unreadable([p for p in expose if p != helper_dir])
+        bad = _python_unreadable() or sandbox.unreadable(data_paths)
         if bad is not None:
             raise ConfigError(f"{bad}: not readable by other users, and the sandbox runs as one (the grader "
                               "is root): make it readable (chmod -R o+rX on its folder) or use a Python and "
