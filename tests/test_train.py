@@ -111,6 +111,39 @@ def test_a_cosine_run_trains_and_its_optimizer_ends_at_the_floor(toy_dir, toy_ru
     assert final_rate == pytest.approx(config.learning_rate * COSINE_FLOOR)
 
 
+def test_fused_adam_follows_keras_adam_over_100_steps():
+    # the engine's update (one fused kernel per variable) against Keras's Adam: two copies of a small
+    # model from the same weights, the student's train_step on the same 100 batches
+    import keras
+    import tensorflow as tf
+
+    from pose_utils.training.fused import FusedAdam, fused_adam_serves
+    from pose_utils.training.step import train_step
+
+    def trained(adam):
+        keras.utils.set_random_seed(0)
+        model = keras.Sequential([keras.Input((20,)), keras.layers.Dense(64, activation="tanh"),
+                                  keras.layers.Dense(3)])
+        optimizer = adam(1e-3)
+        optimizer.build(model.trainable_variables)
+        rng = np.random.default_rng(1)
+        step = tf.function(lambda x, y: train_step(model, optimizer, x,
+                                                   lambda p: tf.reduce_mean((p - y) ** 2))[0])
+        losses = [float(step(tf.constant(rng.normal(size=(8, 20)), tf.float32),
+                             tf.constant(rng.normal(size=(8, 3)), tf.float32))) for _ in range(100)]
+        return [v.numpy() for v in model.trainable_variables + optimizer.variables], losses
+
+    keras_state, keras_losses = trained(keras.optimizers.Adam)
+    fused_state, fused_losses = trained(FusedAdam)
+    assert keras_losses[-1] < keras_losses[0]
+    np.testing.assert_allclose(fused_losses, keras_losses, rtol=1e-5)
+    assert len(fused_state) == len(keras_state)  # the same variables: step count, moments, weights
+    for a, b in zip(fused_state, keras_state, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    assert fused_adam_serves("float32", 1)
+    assert not fused_adam_serves("mixed_float16", 1) and not fused_adam_serves("float32", 2)
+
+
 def test_mpjpe_loss_is_the_metric_with_a_gradient_at_zero_error():
     import tensorflow as tf
 

@@ -1,7 +1,8 @@
 """The training engine: the report's recipe (Adam 1e-4, eq. 2, batch 5, 30 epochs), compiled, resumable.
 
 `train(data_dir, run_dir, TrainConfig(...))` or `python -m pose_utils train --data DIR --out RUN_DIR`.
-Each batch goes through `step.train_step` (GradientTape -> gradients -> `Adam.apply`), compiled with
+Each batch goes through `step.train_step` (GradientTape -> gradients -> `Adam.apply`, one fused pass per
+variable: fused.py), compiled with
 `tf.function` (XLA only if `jit_compile=True`; docs/training.md). The loss is eq. (2) on the transformed
 targets (the seed's sigmoid head needs min-max scaled ones); MPJPE is reported in millimetres after
 mapping predictions and labels back to metres (`TargetTransform.inverse`). What the run folder holds:
@@ -70,6 +71,7 @@ class Trainer:
 
         from ..models import build_model
         from ..models.keypoint_head import keypoint_model
+        from .fused import FusedAdam, fused_adam_serves
 
         self.config, self.strategy, self.transform = config, strategy, transform
         self.steps_per_epoch = steps_per_epoch
@@ -81,7 +83,9 @@ class Trainer:
             self.model = build_model(config.model, frame_size=frame_size, **config.model_options)
             # With keypoint_loss the step trains the pose model plus a 2-D head on its backbone.
             self.train_model = keypoint_model(self.model) if config.keypoint_loss else self.model
-            optimizer = keras.optimizers.Adam(learning_rate(config, steps_per_epoch))
+            # One fused pass per variable where TensorFlow's kernel serves (fused.py), else Keras's Adam.
+            adam = FusedAdam if fused_adam_serves(config.precision, self.replicas) else keras.optimizers.Adam
+            optimizer = adam(learning_rate(config, steps_per_epoch))
             if config.precision == "mixed_float16":  # float16 gradients underflow without loss scaling
                 optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
             # Under tf.distribute the slots must exist before the first step (else: uninitialised slots).
