@@ -5,8 +5,8 @@
 
 Measures, in one process with TensorFlow's settings as `pose_utils` sets them (oneDNN on):
 - fp32 matmul GFLOP/s: a compiled 2048x2048 (and the LSTM's 40x387200 @ 387200x200) matmul;
-- memory bandwidth: copying arrays that were touched first (so page faults do not count), as GB/s of
-  bytes read plus written;
+- memory bandwidth: copying arrays that were touched first (so page faults do not count), one thread a
+  core, as GB/s of bytes read plus written;
 - Adam's update over the seed's 77,455,233 weights, side by side: Keras 3's `Adam.apply` and the
   engine's `FusedAdam` (pose_utils/training/fused.py: TensorFlow's one-pass kernel), both compiled;
 - the seed's compiled gradient alone (GradientTape, eq. 2, no update), and the compiled training step
@@ -68,13 +68,27 @@ def lstm_matmul_gflops(batch: int, inputs: int, units: int = 200, repeats: int =
     return 2 * batch * 8 * inputs * units / _median_seconds(lambda: float(mm()), repeats) / 1e9
 
 
-def copy_bandwidth_gbs(megabytes: int = 512, repeats: int = 10) -> float:
+def copy_bandwidth_gbs(megabytes: int = 512, repeats: int = 10, threads: int | None = None) -> float:
+    """GB/s read plus written by copying touched arrays, split over `threads` threads (default: every
+    core, as TensorFlow's kernels run)."""
+    import threading
+
     import numpy as np
 
+    threads = threads or os.cpu_count() or 1
     src = np.ones(megabytes * 2**20 // 4, np.float32)  # written once: its pages are mapped
     dst = np.zeros_like(src)
     dst += 1  # touched too
-    seconds = _median_seconds(lambda: np.copyto(dst, src), repeats)
+    parts = list(zip(np.array_split(src, threads), np.array_split(dst, threads), strict=True))
+
+    def copy():
+        workers = [threading.Thread(target=np.copyto, args=(d, s)) for s, d in parts]
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join()
+
+    seconds = _median_seconds(copy, repeats)
     return 2 * src.nbytes / seconds / 1e9
 
 
@@ -209,7 +223,7 @@ def main(argv=None) -> int:
         "step_seconds": step,
         "estimate": est,
         "achieved_fraction": est["seconds"] / step,
-        "where": {"gradient": gradient, "update": adam_fused, "rest": step - gradient - adam_fused},
+        "where": {"gradient": gradient, "update": adam_fused, "rest": max(0.0, step - gradient - adam_fused)},
         "fractions": {"gradient": limit_gradient / gradient,
                       "update": est["stages_seconds"]["adam_update"] / adam_fused},
     }
@@ -217,7 +231,7 @@ def main(argv=None) -> int:
     print(f"CPU: {os.cpu_count()} cores, {' '.join(result['cpu_flags'])}; oneDNN {onednn}")
     print(f"fp32 matmul 2048^3: {peak:.1f} GFLOP/s; the LSTM's ({args.batch * 8}x{pooled}) @ ({pooled}x200): "
           f"{lstm:.1f} GFLOP/s")
-    print(f"memory bandwidth (copy, touched pages): {bandwidth:.1f} GB/s")
+    print(f"memory bandwidth (copy, touched pages, {os.cpu_count()} threads): {bandwidth:.1f} GB/s")
     print(f"Adam update over {weights:,} weights ({est['update_bytes'] / 1e9:.2f} GB moved, limit "
           f"{est['stages_seconds']['adam_update']:.3f} s): Keras {adam_keras:.3f} s, fused "
           f"{adam_fused:.3f} s ({adam_keras / adam_fused:.2f}x)")

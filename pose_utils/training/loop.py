@@ -275,7 +275,7 @@ def train(
 
         trainer = Trainer(config, strategy, frame_size, transform,
                            steps_per_epoch=math.ceil(len(train_idx) / config.batch_size))
-        checkpoints = Checkpoints(run_dir, trainer.checkpoint, chief)
+        checkpoints = Checkpoints(run_dir, trainer.checkpoint, chief, background=trainer.replicas == 1)
         record = checkpoints.restore() if resume else None
         history = (
             {k: list(v) for k, v in record["history"].items()} if record else {k: [] for k in HISTORY_KEYS}
@@ -302,9 +302,15 @@ def _fit(trainer, checkpoints, splits, history: dict, start: int, run_dir: Path,
     quiet = {} if progress and start < config.epochs else {"disable": True}
     bar, val_bar = tqdm(total=steps, unit="step", **quiet), tqdm(total=val_steps, unit="batch", **quiet)
     with bar, val_bar:
-        for epoch in range(start, config.epochs):
-            row, totals = _epoch(trainer, splits, epoch, (bar, val_bar), tracker, run_dir)
-            history = _log_epoch(trainer, checkpoints, history, row, totals, epoch, writer, progress)
+        try:
+            for epoch in range(start, config.epochs):
+                row, totals = _epoch(trainer, splits, epoch, (bar, val_bar), tracker, run_dir)
+                history = _log_epoch(trainer, checkpoints, history, row, totals, epoch, writer, progress)
+        except BaseException:
+            with contextlib.suppress(Exception):  # the last good epoch's checkpoint completes first
+                checkpoints.wait()
+            raise
+        checkpoints.wait()
     tracker.update(config.epochs, "done", 0, 0, force=True)
     if chief:
         write_json(run_dir / "history.json", history)
@@ -371,10 +377,10 @@ def _log_epoch(trainer, checkpoints, history: dict, row: dict, totals, epoch: in
     if config.keypoint_loss:  # mean 2-D distance, normalised image units (keypoints.py)
         history.setdefault(KEYPOINT_HISTORY_KEY, []).append(float(totals[3] / totals[2]))
     # Checkpoint first, history second: the pointer file carries the history too, so a kill in
-    # between loses nothing and resume rewrites history.json from it.
-    checkpoints.save(epoch + 1, history)
+    # between loses nothing and resume rewrites history.json from it. In the background where it can be.
+    snapshot = {k: list(v) for k, v in history.items()}
+    checkpoints.save(epoch + 1, history, after=lambda: write_json(run_dir / "history.json", snapshot))
     if checkpoints.chief:
-        write_json(run_dir / "history.json", history)
         with writer.as_default(step=epoch + 1):
             for key in ("train_loss", "val_loss", "train_mpjpe", "val_mpjpe", "clips_per_second"):
                 tf.summary.scalar(key, row[key])
