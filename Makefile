@@ -16,7 +16,7 @@ help:
 	@echo "make demo   render the embedded dataset, run the notebooks end to end into outputs/"
 	@echo "make test   run every test (pytest + nbval on the notebooks)"
 	@echo "make test-fast  the tests without the notebook runs (marked slow)"
-	@echo "make check  the assignment's checks in the notebooks (nbval): points so far, exercises to write"
+	@echo "make check  the assignment's checks in the notebooks (nbval): points so far, exercises to write (NB=02: one notebook)"
 	@echo "make lint   ruff"
 	@echo "make lab    JupyterLab on the repository with the project's environment (PORT=8888); prints the URL"
 
@@ -51,9 +51,11 @@ test-fast: $(STAMP)
 	$(BIN)/python -m pytest tests -m "not slow" -p no:cacheprovider
 
 # The assignment's public checks as a student runs them before submitting (docs/assignment.md): nbval
-# executes the notebooks; the summary gives the points of each check cell and the exercises to write.
+# executes the notebooks; the summary gives the points of each check cell, why each failed one failed,
+# and the exercises to write. NB=02 checks notebook 02 alone.
 check: $(STAMP)
-	$(BIN)/python -m pytest notebooks --nbval-lax --nbval-current-env -p no:cacheprovider -q --tb=no -rN
+	$(BIN)/python -m pytest $(if $(NB),notebooks/$(NB)_*.ipynb,notebooks) --nbval-lax --nbval-current-env \
+		-p no:cacheprovider -q --tb=no -rN
 
 ### BEGIN HIDDEN TESTS
 # The student version of this repository (pose_utils/course/release.py): make release OUT=DIR.

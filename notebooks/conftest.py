@@ -106,7 +106,7 @@ def _check_executed(item):
 # write, printed at the end of the run (`make check` shows only this summary).
 from pose_utils.course.checks import Tally  # noqa: E402
 
-_TALLY = Tally()
+_TALLY = Tally(package=Path(__file__).resolve().parents[1] / "pose_utils")
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -56,3 +56,75 @@ def test_flattened_outputs_as_nbval_compares_them():
     assert outputs_match(flat, near, DEFAULT_RTOL, DEFAULT_ATOL)
     assert not outputs_match(flat, {"stdout": ["mse 0.25\n"]}, DEFAULT_RTOL, DEFAULT_ATOL)
     assert not outputs_match(flat, {**near, "stdout": ["mse 0.25\n", "again\n"]}, DEFAULT_RTOL, DEFAULT_ATOL)
+
+
+STUDENT_MODULE = '''\
+def add(a, b):
+    return a + b
+
+
+def mul(a, b):
+    return a * b + 1
+
+
+def div(a, b):
+    return a / str(b)
+'''
+
+
+def test_make_check_explains_each_failed_check(tmp_path):
+    """What `make check` prints (notebooks/conftest.py): each failed check's exception at the student's
+    line, or its first differing output lines; failing cells that are not checks are named."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    def cell(source, grade_id=None, points=0, output=None):
+        meta = {"tags": ["check"], "nbgrader": {"grade": True, "grade_id": grade_id, "points": points}} \
+            if grade_id else {}
+        c = nbformat.v4.new_code_cell(source, metadata=meta)
+        if output is not None:
+            c.outputs = [nbformat.v4.new_output("stream", name="stdout", text=output)]
+            c.execution_count = 1
+        return c
+
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.cells = [cell("import mathx"),
+                cell("# NBVAL_CHECK_OUTPUT\nprint(mathx.add(2, 3))", "add", 2, "5\n"),
+                cell("# NBVAL_CHECK_OUTPUT\nprint(mathx.mul(2, 3))\nprint('done')", "mul", 3, "6\ndone\n"),
+                cell("# NBVAL_CHECK_OUTPUT\nprint(mathx.div(6, 3))", "div", 1, "2.0\n"),
+                cell("1 / 0")]
+    (tmp_path / "notebooks").mkdir()
+    nbformat.write(nb, str(tmp_path / "notebooks" / "01_math.ipynb"))
+    shutil.copy(Path(__file__).resolve().parents[1] / "notebooks" / "conftest.py", tmp_path / "notebooks")
+    (tmp_path / "mathx.py").write_text(STUDENT_MODULE)
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    env.pop("PYTEST_CURRENT_TEST", None)
+    done = subprocess.run([sys.executable, "-m", "pytest", "notebooks", "--nbval-lax", "--nbval-current-env",
+                           "-p", "no:cacheprovider", "-q", "--tb=no", "-rN"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=300)
+    out = done.stdout
+    assert done.returncode == 1, out + done.stderr
+    words = " ".join(out.split())
+    assert "checks: 1 of 3 passed, 2 of 6 points" in words
+    assert "FAIL 01_math.ipynb mul 0/3 output differs from the reference: expected: 6 yours: 7 FAIL" in words
+    assert ("FAIL 01_math.ipynb div 0/1 TypeError: unsupported operand type(s) for /: 'int' and 'str' "
+            "(at mathx.py:10, in div)") in words
+    assert ("cells that failed and are not checks (1): 01_math.ipynb Cell 4: ZeroDivisionError: division by "
+            "zero") in words
+
+
+def test_unwritten_exercises_are_found_in_the_source(tmp_path):
+    from pose_utils.course.checks import unwritten_exercises
+
+    (tmp_path / "pkg" / "sub").mkdir(parents=True)
+    (tmp_path / "pkg" / "a.py").write_text(
+        'def f():\n    # YOUR CODE HERE\n    raise NotImplementedError(\n'
+        '        "Exercise: write f in pkg/a.py (01_x.ipynb explains it)")\n\n\n'
+        'def g():\n    raise NotImplementedError("Exercise: write g in pkg/a.py")\n')
+    (tmp_path / "pkg" / "sub" / "b.py").write_text('raise NotImplementedError("not an exercise")\n')
+    assert unwritten_exercises(tmp_path / "pkg") == ["Exercise: write f in pkg/a.py (01_x.ipynb explains it)",
+                                                     "Exercise: write g in pkg/a.py"]

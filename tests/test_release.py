@@ -9,6 +9,7 @@ import nbformat
 import pytest
 
 from pose_utils.course import release as rel
+from pose_utils.course.nbval import is_checked
 from pose_utils.errors import ConfigError, DataError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -85,6 +86,9 @@ def test_the_release_keeps_the_public_checks_and_their_reference_outputs(release
                 assert cell.outputs and cell.outputs == original[cell.get("id")].outputs
                 assert cell.metadata["nbgrader"]["points"] > 0
                 assert cell.execution_count is not None  # else nbval: "Unrun reference cell has outputs"
+            elif is_checked(cell):  # compared by nbval without points: the student's make check/test too
+                assert cell.outputs and cell.outputs == original[cell.get("id")].outputs
+                assert cell.execution_count is not None
             else:
                 assert cell.outputs == [] and cell.execution_count is None, \
                     f"{nb_path.name}: an output left in cell {cell.get('id')}"

@@ -1,25 +1,50 @@
 """The assignment's checks as pytest sees them: unwritten exercises reported as one line each, and the
-points of the notebooks' check cells (`make check`).
+points of the notebooks' check cells (`make check`), each failed check explained.
 
 A check is a notebook code cell tagged `check` whose outputs nbval compares with the stored ones
 (`# NBVAL_CHECK_OUTPUT`), with nbgrader's metadata `{"grade": true, "grade_id": ..., "points": ...}`;
 `hidden` ones stay in the instructor's notebooks (docs/assignment.md). The conftest files of `tests/`
-and `notebooks/` call these hooks' bodies.
+and `notebooks/` call these hooks' bodies. A failed check says why in the summary: the exception and the
+line of the student's code that raised it, or the first lines where its output differs from the stored
+one (pose_utils.course.check_outputs keeps what nbval compared); a cell that is not a check and fails is
+named too. The exercises still to write are found in the source (`unwritten_exercises`), not only by the
+first one a cell runs into.
 """
 
 from __future__ import annotations
 
+import difflib
 import re
+from pathlib import Path
 
 from ..errors import EXERCISE_PREFIX
 
 EXERCISE_TEXT = re.compile(re.escape(EXERCISE_PREFIX) + r"write \w+ in [\w./-]+(?: \([^)]*explains it\))?")
+# The stub pose_utils.course.release writes: `raise NotImplementedError(` and the message on the next line.
+_STUB = re.compile(r"^[ \t]*raise NotImplementedError\(\s*\"(" + re.escape(EXERCISE_PREFIX) + r"[^\"]*)\"",
+                   re.MULTILINE)
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+_FRAME = re.compile(r"^File (?P<path>.+?):(?P<line>\d+), in (?P<func>.+)$")
+DIFF_LINES = 6  # differing lines shown under a failed check
 
 
 def exercise_in(text: str) -> str | None:
     """The first "Exercise: write F in FILE (...)" message in a failure's text, or None."""
     match = EXERCISE_TEXT.search(text or "")
     return match.group(0) if match else None
+
+
+def unwritten_exercises(package: str | Path) -> list[str]:
+    """Every stub still in the package's source: the messages of its `raise NotImplementedError("Exercise:
+    ...")` lines, in file order."""
+    found = []
+    for path in sorted(Path(package).rglob("*.py")):
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            continue
+        found += [m.group(1) for m in _STUB.finditer(text)]
+    return found
 
 
 def check_metadata(cell) -> dict | None:
@@ -33,13 +58,45 @@ def check_metadata(cell) -> dict | None:
             "hidden": "hidden" in tags}
 
 
+def explain(item, root: Path | None = None) -> list[str]:
+    """Why a notebook cell failed, in a few lines: `Type: message (at FILE:LINE, in F)` for an exception
+    (the innermost frame in the student's files under `root`), else the first differing output lines."""
+    outputs = getattr(item, "test_outputs", None) or []
+    error = next((o for o in outputs if o.get("output_type") == "error"), None)
+    if error is not None:
+        where = ""
+        for block in error.get("traceback", []):
+            first = _ANSI.sub("", str(block)).strip().splitlines()[0] if str(block).strip() else ""
+            match = _FRAME.match(first)
+            if match and root is not None and match.group("path").startswith(f"{root}/"):
+                where = f" (at {match.group('path')[len(str(root)) + 1:]}:{match.group('line')}, " \
+                        f"in {match.group('func').split('(')[0]})"
+        message = " ".join(str(error.get("evalue", "")).split())
+        return [f"{error.get('ename')}: {message[:300]}{where}"]
+    compared = getattr(item, "compared_outputs", None)
+    if compared is not None:
+        from .check_outputs import as_text
+
+        expected, got = as_text(compared[0]).splitlines(), as_text(compared[1]).splitlines()
+        diff = [line for line in difflib.unified_diff(expected, got, lineterm="", n=0)
+                if not line.startswith(("---", "+++", "@@"))]
+        shown = [("expected: " if line.startswith("-") else "yours:    ") + line[1:] for line in diff]
+        more = len(shown) - DIFF_LINES
+        return ["output differs from the reference:"] + shown[:DIFF_LINES] + (
+            [f"({more} more differing lines)"] if more > 0 else [])
+    return []
+
+
 class Tally:
     """What a pytest session learnt about exercises and checks, for its terminal summary."""
 
-    def __init__(self):
+    def __init__(self, package: str | Path | None = None):
         self.unwritten: dict[str, int] = {}  # exercise message -> tests it held back
-        self.checks: list[dict] = []  # one per check cell: notebook, grade_id, points, earned, note
+        self.checks: list[dict] = []  # one per check cell: notebook, grade_id, points, earned, note, details
+        self.failed_cells: list[str] = []  # cells that are not checks and failed, with why
         self._blocked: set[str] = set()  # notebooks in which a cell already met an unwritten exercise
+        self.package = Path(package) if package is not None else None  # the student's package, scanned
+        self.root = self.package.parent if self.package is not None else None
 
     def skip_if_unwritten(self, item, report) -> None:
         """Turn a failure caused by an unwritten exercise into a skip that names it (student version)."""
@@ -59,16 +116,23 @@ class Tally:
                                "after an unwritten exercise earlier in this notebook")
 
     def record_check(self, item, report) -> None:
-        """Note the result of a notebook check cell (nbval item) once its call phase has run."""
-        meta = check_metadata(getattr(item, "cell", {}) or {})
-        if meta is None or report.when != "call":
+        """Note the result of a notebook cell (nbval item) once its call phase has run: a check's points
+        and why it failed, or a failing cell that is not a check."""
+        if report.when != "call" or not hasattr(item, "cell"):
             return
+        meta = check_metadata(getattr(item, "cell", {}) or {})
         failure = str(report.longrepr) if report.failed else ""
-        note = exercise_in(failure) or ("" if not failure else "output differs from the reference"
-                                        if "differ" in failure else "after an unwritten exercise"
-                                        if str(item.path) in self._blocked else "error")
+        blocked = str(item.path) in self._blocked
+        if meta is None:
+            if report.failed and not exercise_in(failure) and not blocked:
+                why = explain(item, self.root) or ["failed"]
+                self.failed_cells.append(f"{item.path.name} {item.name}: {why[0]}")
+            return
+        details = [] if not failure or exercise_in(failure) or blocked else explain(item, self.root)
+        note = exercise_in(failure) or ("" if not failure else "after an unwritten exercise" if blocked
+                                        else details[0] if details else "error")
         self.checks.append({"notebook": item.path.name, **meta, "earned": 0.0 if report.failed else
-                            meta["points"], "note": note})
+                            meta["points"], "note": note, "details": details[1:]})
 
     @property
     def all_checks_passed(self) -> bool:
@@ -86,8 +150,15 @@ class Tally:
                 score = f"{c['earned']:g}/{c['points']:g}"
                 lines.append(f"  {mark} {c['notebook']:22s} {c['grade_id']:20s} {score:>5s}"
                              + (f"  {c['note']}" if c["note"] else ""))
-        if self.unwritten:
-            lines.append(f"exercises still to write ({len(self.unwritten)}; the tests they hold back are "
-                         "skipped):")
-            lines += [f"  {message}  [{count} test(s)]" for message, count in sorted(self.unwritten.items())]
+                lines += [f"         {d}" for d in c.get("details", [])]
+        if self.failed_cells:
+            lines.append(f"cells that failed and are not checks ({len(self.failed_cells)}):")
+            lines += [f"  {line}" for line in self.failed_cells]
+        static = unwritten_exercises(self.package) if self.package is not None and self.package.is_dir() \
+            else []
+        messages = sorted(set(self.unwritten) | set(static))
+        if messages:
+            lines.append(f"exercises still to write ({len(messages)}; the tests they hold back are skipped):")
+            lines += [f"  {m}" + (f"  [{self.unwritten[m]} test(s)]" if m in self.unwritten else "")
+                      for m in messages]
         return lines

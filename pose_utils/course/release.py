@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import EXERCISE_PREFIX, ConfigError, DataError
+from .nbval import is_checked
 
 # Files a student never gets: grading, releasing, their tests and the grading benchmark.
 INSTRUCTOR_ONLY = (
@@ -141,8 +142,10 @@ def release_notebook(nb, where: str) -> tuple[object, list[Exercise]]:
         if cell.cell_type == "code":
             source, found = clear_solutions(source, where)
             exercises += found
-            if CHECK_TAG not in tags:  # nbval errors on an unrun cell with outputs: checks keep their count
-                cell.outputs = []
+            # Cells nbval compares keep their stored outputs (graded checks and the notebooks' own
+            # `# NBVAL_CHECK_OUTPUT` cells): the student's `make check` and `make test` compare them too.
+            if CHECK_TAG not in tags and not is_checked(cell):
+                cell.outputs = []  # nbval errors on an unrun cell with outputs
                 cell.execution_count = None
         elif ANSWER_TAG in tags:
             source = _answer_stub(source, where)
