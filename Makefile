@@ -44,6 +44,7 @@ demo: $(STAMP) data/small/train.h5
 # .ci/system-packages: bubblewrap and Debian's chromium + chromium-driver (installed when run as root)
 test: $(STAMP)
 	@bash .ci/system-packages
+	$(BIN)/lint-imports | tail -n 4
 	$(BIN)/python -m pytest tests notebooks --nbval-lax --nbval-current-env -p no:cacheprovider
 
 # The inner loop: every test but those that execute the notebooks (pytest marker `slow`).
@@ -65,6 +66,7 @@ release: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports | tail -n 4
 
 # JupyterLab on the repository (as root too, as in containers); prints the URL to open.
 lab: $(STAMP)
