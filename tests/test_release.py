@@ -9,7 +9,7 @@ import nbformat
 import pytest
 
 from pose_utils.course import release as rel
-from pose_utils.course.nbval import is_checked
+from pose_utils.course.cells import is_checked
 from pose_utils.errors import ConfigError, DataError
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -15,7 +15,8 @@ and, not imported here:
 
     execute      one notebook through papermill (`execute_notebook`, `notebook_parameters`, `stderr_to`)
     runner       `run-notebooks`: discover, plan, execute in order, summary.json (`run_notebooks`, `main`)
-    nbval        `is_checked`, `strip_notebook`, `refresh_checked_outputs`: the committed notebooks
+    nbval        `strip_notebook`, `refresh_checked_outputs`: the committed notebooks
+    cells        the cell contract: `is_checked`, `check_metadata`, the tags and the nbval marker
 
 Light to import: TensorFlow, papermill and nbformat load inside the functions that need them.
 """

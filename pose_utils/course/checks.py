@@ -18,6 +18,7 @@ import re
 from pathlib import Path
 
 from ..errors import EXERCISE_PREFIX
+from .cells import check_metadata
 
 EXERCISE_TEXT = re.compile(re.escape(EXERCISE_PREFIX) + r"write \w+ in [\w./-]+(?: \([^)]*explains it\))?")
 # The stub pose_utils.course.release writes: `raise NotImplementedError(` and the message on the next line.
@@ -45,17 +46,6 @@ def unwritten_exercises(package: str | Path) -> list[str]:
             continue
         found += [m.group(1) for m in _STUB.finditer(text)]
     return found
-
-
-def check_metadata(cell) -> dict | None:
-    """{grade_id, points, hidden} of a check cell, None for any other cell."""
-    metadata = cell.get("metadata", {})
-    tags = metadata.get("tags", [])
-    grading = metadata.get("nbgrader", {})
-    if "check" not in tags or not grading.get("grade"):
-        return None
-    return {"grade_id": grading["grade_id"], "points": float(grading.get("points", 0)),
-            "hidden": "hidden" in tags}
 
 
 def explain(item, root: Path | None = None) -> list[str]:

@@ -15,6 +15,7 @@ import tempfile
 from pathlib import Path
 
 from ..errors import ConfigError, PoseUtilsError, unwrap_text
+from .cells import is_parameters
 
 KERNEL_NAME = "python3"
 
@@ -31,7 +32,7 @@ def notebook_parameters(path: str | os.PathLike) -> dict:
     if not path.is_file():
         raise ConfigError(f"{path}: notebook not found")
     nb = nbformat.read(path, as_version=4)
-    if not any("parameters" in c.get("metadata", {}).get("tags", []) for c in nb.cells):
+    if not any(is_parameters(c) for c in nb.cells):
         raise ConfigError(f"{path}: no cell is tagged 'parameters'")
     return {name: p["default"] for name, p in papermill.inspect_notebook(str(path)).items()}
 

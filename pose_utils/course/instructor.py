@@ -12,11 +12,10 @@ import re
 from pathlib import Path
 
 from ..errors import ConfigError
+from .cells import ANSWER_TAG, CHECK_MARK, CHECK_TAG, HIDDEN_TAG, is_checked
+from .cells import tags as _tags
 from .check_outputs import tolerance
 from .runner import NOTEBOOK_PATTERN
-
-CHECK_TAG, HIDDEN_TAG, ANSWER_TAG, PARAMETERS_TAG = "check", "hidden", "answer", "parameters"
-CHECK_MARK = "NBVAL_CHECK_OUTPUT"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,11 +49,6 @@ class Instructor:
     @property
     def max_points(self) -> float:
         return sum(c.points for c in self.checks)
-
-
-def _tags(cell) -> list:
-    tags = cell.get("metadata", {}).get("tags", [])
-    return tags if isinstance(tags, list) else []
 
 
 def _output_text(outputs) -> str:
@@ -125,9 +119,7 @@ def read_instructor(root: str | os.PathLike, parameters: dict | None = None) -> 
                 raise ConfigError(f"{where}: grade_id {grade_id!r} is also used in {seen[grade_id]}")
             seen[grade_id] = where
             if CHECK_TAG in _tags(cell):
-                if cell.cell_type != "code" or not any(
-                        line.strip().lstrip("#").strip() == CHECK_MARK and line.strip().startswith("#")
-                        for line in cell.source.splitlines()):
+                if not is_checked(cell):
                     raise ConfigError(f"{where}: check {grade_id!r} must be a code cell with a line "
                                       f"'# {CHECK_MARK}' (nbval compares only those in lax mode)")
                 if cell.get("execution_count") is None:

@@ -13,24 +13,15 @@ import os
 import tempfile
 from pathlib import Path
 
+from .cells import is_checked
 from .records import RECORD_MIME
 
-CHECK_MARK = "NBVAL_CHECK_OUTPUT"
 # The attribute of a pytest session's config that maps a committed notebook (resolved path) to the copy
 # of it the session already executed (tests/test_notebooks.py's papermill run): nbval's items for that
 # notebook check the copy instead of executing the notebook again (notebooks/conftest.py).
 SESSION_EXECUTED = "pose_utils_executed_notebooks"
 # Output kinds kept in a checked cell: plain text only (never images, HTML, widgets, records or stderr).
 _KEPT_MIME = ("text/plain",)
-
-
-def is_checked(cell) -> bool:
-    """True for a code cell nbval compares in lax mode: a line `# NBVAL_CHECK_OUTPUT` (a whole-line
-    comment, as nbval reads it) or the cell tag `nbval-check-output`."""
-    tags = cell.get("metadata", {}).get("tags", [])
-    lines = (line.strip() for line in cell.get("source", "").splitlines())
-    marked = any(line.startswith("#") and line.lstrip("#").strip() == CHECK_MARK for line in lines)
-    return cell.get("cell_type") == "code" and (marked or "nbval-check-output" in tags)
 
 
 def _kept_outputs(outputs) -> list:

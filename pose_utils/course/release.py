@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import EXERCISE_PREFIX, ConfigError, DataError
-from .nbval import is_checked
+from .cells import ANSWER_TAG, CHECK_TAG, HIDDEN_TAG, is_checked
 
 # Files a student never gets: grading, releasing, their tests and the grading benchmark.
 INSTRUCTOR_ONLY = (
@@ -61,7 +61,6 @@ END_SOLUTION = re.compile(r"^[ \t]*### END SOLUTION\s*$")
 BEGIN_HIDDEN = re.compile(r"^[ \t]*(?:<!--\s*)?### BEGIN HIDDEN TESTS\s*(?:-->)?\s*$")
 END_HIDDEN = re.compile(r"^[ \t]*(?:<!--\s*)?### END HIDDEN TESTS\s*(?:-->)?\s*$")
 DEF = re.compile(r"^(?P<indent>[ \t]*)(?:async\s+)?def (?P<name>\w+)\s*\(")
-HIDDEN_TAG, CHECK_TAG, ANSWER_TAG = "hidden", "check", "answer"
 ANSWER_PLACEHOLDER = "YOUR ANSWER HERE"
 TEXT_SUFFIXES = {".py", ".md", ".txt", ".toml", ".yml", ".yaml", ".cfg", ".ini", ".sh", ""}
 
