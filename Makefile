@@ -58,11 +58,11 @@ check: $(STAMP)
 	$(BIN)/python -m pytest $(if $(NB),notebooks/$(NB)_*.ipynb,notebooks) --nbval-lax --nbval-current-env \
 		-p no:cacheprovider -q --tb=no -rN
 
-### BEGIN HIDDEN TESTS
+### BEGIN INSTRUCTOR ONLY
 # The student version of this repository (pose_utils/course/release.py): make release OUT=DIR.
 release: $(STAMP)
 	$(BIN)/python -m pose_utils release --out $(or $(OUT),release)
-### END HIDDEN TESTS
+### END INSTRUCTOR ONLY
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -22,10 +22,10 @@ COMMANDS = {
     "run-notebooks": "pose_utils.course.runner:main",
     "benchmark": "pose_utils.benchmark:main",
     "lab": "pose_utils.course.lab:main",
-    ### BEGIN HIDDEN TESTS
+    ### BEGIN INSTRUCTOR ONLY
     "release": "pose_utils.course.release:main",
     "grade": "pose_utils.course.grade:main",
-    ### END HIDDEN TESTS
+    ### END INSTRUCTOR ONLY
 }
 
 
@@ -143,7 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("jupyter_args", nargs="*", metavar="-- JUPYTER_ARGS",
                    help="further `jupyter lab` options, after --")
 
-    ### BEGIN HIDDEN TESTS
+    ### BEGIN INSTRUCTOR ONLY
     # The instructor's commands; the student version leaves them out (pose_utils.course.release).
     p = sub.add_parser("release", help="write the student version of this repository")
     p.add_argument("--out", required=True, help="a new folder for the student repository")
@@ -168,7 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="processes and threads of one sandboxed run (default: 1024)")
     p.add_argument("--checks-only", action="store_true",
                    help="run the checks only, not the student's own notebooks as submitted (faster)")
-    ### END HIDDEN TESTS
+    ### END INSTRUCTOR ONLY
     return parser
 
 

@@ -57,7 +57,8 @@ def test_the_release_holds_no_solution_and_no_hidden_check(released):
         name = path.relative_to(out).as_posix()
         assert name not in rel.INSTRUCTOR_ONLY
         text = path.read_text(errors="replace")
-        for marker in ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "END HIDDEN TESTS"):
+        for marker in ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "END HIDDEN TESTS",
+                       "BEGIN INSTRUCTOR ONLY", "END INSTRUCTOR ONLY"):
             assert marker not in text, f"{name} holds {marker!r}"
         lines = {ln.strip() for ln in text.splitlines()}
         if path.suffix == ".ipynb":
@@ -136,6 +137,11 @@ def test_bad_releases_are_plain_errors(tmp_path):
         rel.clear_solutions("def f():\n    ### BEGIN SOLUTION\n    return 1\n", "f.py")
     with pytest.raises(DataError, match="never began"):
         rel.strip_hidden("x = 1\n### END HIDDEN TESTS\n", "g.py")
+    with pytest.raises(DataError, match="never ends"):
+        rel.strip_hidden("### BEGIN INSTRUCTOR ONLY\nx = 1\n", "g.py")
+    mentioned = "a\n# ### BEGIN INSTRUCTOR ONLY\nb\n"  # a marker inside a line is text
+    assert rel.strip_hidden(mentioned, "h") == mentioned
+    assert rel.strip_hidden("a\n### BEGIN INSTRUCTOR ONLY\nb\n### END INSTRUCTOR ONLY\nc\n", "h") == "a\nc\n"
     with pytest.raises(DataError, match="not a git checkout"):
         rel.tracked_files(tmp_path)
     assert not (ROOT / "pose_utils" / "student_copy").exists()

@@ -8,9 +8,10 @@ of truth). What changes on the way:
 - in Python files each `### BEGIN SOLUTION (NOTEBOOK)` ... `### END SOLUTION` region becomes
   `# YOUR CODE HERE` and `raise NotImplementedError("Exercise: write F in FILE (NOTEBOOK explains it)")`,
   at the region's indentation;
-- in every text file, `### BEGIN HIDDEN TESTS` ... `### END HIDDEN TESTS` blocks are removed (the
-  command-line entries of `grade` and `release` are such a block, and the instructors' part of
-  docs/assignment.md, whose delimiters are HTML comments);
+- in every text file, `### BEGIN INSTRUCTOR ONLY` ... `### END INSTRUCTOR ONLY` blocks are removed (the
+  command-line entries of `grade` and `release` are such a block, and so are the instructors' part of
+  docs/assignment.md, whose delimiters are HTML comments, and the instructor's import contract), and so
+  are nbgrader's `### BEGIN HIDDEN TESTS` ... `### END HIDDEN TESTS` blocks (hidden test lines);
 - in notebooks, cells tagged `hidden` are removed, answer cells' solution regions become
   "YOUR ANSWER HERE", and every output is cleared except those of the public check cells: they are the
   reference nbval compares a student's run with (`make check`). The paired Markdown copies under
@@ -60,6 +61,9 @@ END_SOLUTION = re.compile(r"^[ \t]*### END SOLUTION\s*$")
 # In Markdown the hidden-block delimiters may be HTML comments, so they do not render as headings.
 BEGIN_HIDDEN = re.compile(r"^[ \t]*(?:<!--\s*)?### BEGIN HIDDEN TESTS\s*(?:-->)?\s*$")
 END_HIDDEN = re.compile(r"^[ \t]*(?:<!--\s*)?### END HIDDEN TESTS\s*(?:-->)?\s*$")
+# Instructor-only text that is not a test (commands, docs, contracts): a marker of its own.
+BEGIN_INSTRUCTOR = re.compile(r"^[ \t]*(?:<!--\s*)?### BEGIN INSTRUCTOR ONLY\s*(?:-->)?\s*$")
+END_INSTRUCTOR = re.compile(r"^[ \t]*(?:<!--\s*)?### END INSTRUCTOR ONLY\s*(?:-->)?\s*$")
 DEF = re.compile(r"^(?P<indent>[ \t]*)(?:async\s+)?def (?P<name>\w+)\s*\(")
 ANSWER_PLACEHOLDER = "YOUR ANSWER HERE"
 TEXT_SUFFIXES = {".py", ".md", ".txt", ".toml", ".yml", ".yaml", ".cfg", ".ini", ".sh", ""}
@@ -97,10 +101,12 @@ def _regions(lines: list[str], begin: re.Pattern, end: re.Pattern, where: str):
 
 
 def strip_hidden(text: str, where: str) -> str:
-    """`text` without its `### BEGIN HIDDEN TESTS` ... `### END HIDDEN TESTS` blocks."""
+    """`text` without its `### BEGIN INSTRUCTOR ONLY` ... `### END INSTRUCTOR ONLY` and
+    `### BEGIN HIDDEN TESTS` ... `### END HIDDEN TESTS` blocks."""
     lines = text.splitlines(keepends=True)
-    for start, stop in reversed(list(_regions(lines, BEGIN_HIDDEN, END_HIDDEN, where))):
-        del lines[start:stop]
+    for begin, end in ((BEGIN_INSTRUCTOR, END_INSTRUCTOR), (BEGIN_HIDDEN, END_HIDDEN)):
+        for start, stop in reversed(list(_regions(lines, begin, end, where))):
+            del lines[start:stop]
     return "".join(lines)
 
 
