@@ -41,9 +41,12 @@ demo: $(STAMP) data/small/train.h5
 	@echo
 	@echo "Done. Executed notebooks and figures: outputs/  (metrics: outputs/evaluation/metrics.json)"
 
-# .ci/system-packages: bubblewrap and Debian's chromium + chromium-driver (installed when run as root)
+# .ci/system-packages: bubblewrap and Debian's chromium + chromium-driver (installed when run as root) for
+# the grader's and the browser's tests, which the student version leaves out with that step.
 test: $(STAMP)
+### BEGIN INSTRUCTOR ONLY
 	@bash .ci/system-packages
+### END INSTRUCTOR ONLY
 	$(BIN)/lint-imports | tail -n 4
 	$(BIN)/python -m pytest tests notebooks --nbval-lax --nbval-current-env -p no:cacheprovider
 

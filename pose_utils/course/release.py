@@ -54,6 +54,10 @@ INSTRUCTOR_ONLY = (
     "tests/test_assignment.py",
     "tests/test_grade.py",
     "tests/test_release.py",
+    "tests/browser/conftest.py",  # the real-browser test: the instructor's and CI's (Debian's Chromium)
+    "tests/browser/lab_driver.py",
+    "tests/browser/test_browser_lab.py",
+    ".ci/system-packages",  # installs Debian packages as root: never on a student's machine
     "benchmarks/grading.py",
 )
 BEGIN_SOLUTION = re.compile(r"^(?P<indent>[ \t]*)### BEGIN SOLUTION(?:\s*\((?P<notebook>[^)]*)\))?\s*$")
