@@ -35,6 +35,10 @@ SEEDED = {
     "gradient_wrong_sign": ("pose_utils/training/step.py", "optimizer.apply(grads, variables)",
                             "optimizer.apply([-g for g in grads], variables)",
                             {"train_step", "overfit", "train_step_hidden"}),
+    "inference_mode": ("pose_utils/training/step.py", "model(x, training=True)", "model(x)",
+                       {"train_step_modes"}),
+    "every_variable": ("pose_utils/training/step.py", "variables = model.trainable_variables",
+                       "variables = model.variables", {"train_step_modes"}),
 }
 
 
