@@ -19,13 +19,12 @@ from pathlib import Path
 
 from ..errors import EXERCISE_PREFIX
 from .cells import check_metadata
+from .tracebacks import FRAME, student_frames
 
 EXERCISE_TEXT = re.compile(re.escape(EXERCISE_PREFIX) + r"write \w+ in [\w./-]+(?: \([^)]*explains it\))?")
 # The stub pose_utils.course.release writes: `raise NotImplementedError(` and the message on the next line.
 _STUB = re.compile(r"^[ \t]*raise NotImplementedError\(\s*\"(" + re.escape(EXERCISE_PREFIX) + r"[^\"]*)\"",
                    re.MULTILINE)
-_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
-_FRAME = re.compile(r"^File (?P<path>.+?):(?P<line>\d+), in (?P<func>.+)$")
 DIFF_LINES = 6  # differing lines shown under a failed check
 
 
@@ -55,12 +54,11 @@ def explain(item, root: Path | None = None) -> list[str]:
     error = next((o for o in outputs if o.get("output_type") == "error"), None)
     if error is not None:
         where = ""
-        for block in error.get("traceback", []):
-            first = _ANSI.sub("", str(block)).strip().splitlines()[0] if str(block).strip() else ""
-            match = _FRAME.match(first)
-            if match and root is not None and match.group("path").startswith(f"{root}/"):
-                where = f" (at {match.group('path')[len(str(root)) + 1:]}:{match.group('line')}, " \
-                        f"in {match.group('func').split('(')[0]})"
+        frames = student_frames(error.get("traceback", []), root)[0] if root is not None else []
+        files = [m for m in map(FRAME.match, frames) if m.group("path")]
+        if files:  # the innermost frame in the student's files
+            path, line, func = files[-1].group("path", "line", "func")
+            where = f" (at {path[len(str(root)) + 1:]}:{line}, in {func.split('(')[0]})"
         message = " ".join(str(error.get("evalue", "")).split())
         return [f"{error.get('ename')}: {message[:300]}{where}"]
     compared = getattr(item, "compared_outputs", None)

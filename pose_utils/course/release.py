@@ -48,7 +48,6 @@ INSTRUCTOR_ONLY = (
     "pose_utils/course/sandbox.py",
     "pose_utils/course/sandbox_prelude.py",
     "pose_utils/course/channel.py",
-    "pose_utils/course/tracebacks.py",
     "pose_utils/course/untrusted.py",
     "pose_utils/course/release.py",
     "tests/test_assignment.py",

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import re
 import sys
 import threading
 import time
@@ -23,7 +22,7 @@ from .channel import CHANNEL_VAR, Channel
 from .instructor import Instructor
 from .runner import NOTEBOOK_PATTERN
 from .staging import MAX_FILES, SKIPPED_DIRS
-from .tracebacks import error_line
+from .tracebacks import error_line, strip_colours
 from .untrusted import Rejected, copy_tree, read_back, remove_tree
 
 # The module name the sandboxed pytest loads grader_plugin.py under (-p), and the file name it has there;
@@ -31,7 +30,6 @@ from .untrusted import Rejected, copy_tree, read_back, remove_tree
 HELPER_NAME = "_pose_utils_grader"
 HELPER_FILES = {f"{HELPER_NAME}.py": Path(__file__).with_name("grader_plugin.py"),
                 "_pose_utils_check_outputs.py": Path(__file__).with_name("check_outputs.py")}
-_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 # How the plugin learns the kernels' PYTHONPATH; grader_plugin.py spells the same name out.
 KERNEL_PATH_VAR = "POSE_UTILS_GRADER_KERNEL_PATH"
 
@@ -190,7 +188,7 @@ def _first_error(data: bytes, nbformat, repo: Path, others) -> str | None:
         for out in cell.get("outputs", []):
             if out.get("output_type") == "error":
                 error = {"ename": str(out.get("ename")), "evalue": str(out.get("evalue")),
-                         "traceback": [_ANSI.sub("", str(t)) for t in out.get("traceback", [])]}
+                         "traceback": [strip_colours(t) for t in out.get("traceback", [])]}
                 return error_line(error, repo, i + 1, others)
     return None
 

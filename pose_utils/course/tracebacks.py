@@ -1,9 +1,10 @@
-"""What a student sees of an error their code raised in a graded run: the exception's type and message
-and the frames of their own code, with the grader's paths taken out.
+"""What a student sees of an error their code raised: the exception's type and message and the frames of
+their own code, with the grader's paths taken out (the grader's feedback), or its innermost line (`make
+check`, pose_utils.course.checks).
 
-The input is what grader_plugin.error_of sends: {"ename", "evalue", "traceback"}, the traceback being
-IPython's list of frame blocks ("Cell In[3], line 2 ...", "File /path/file.py:6, in f(a) ..."), colours
-removed.
+The input is what grader_plugin.error_of sends, or a notebook's error output: {"ename", "evalue",
+"traceback"}, the traceback being IPython's list of frame blocks ("Cell In[3], line 2 ...",
+"File /path/file.py:6, in f(a) ..."), with or without colours.
 """
 
 from __future__ import annotations
@@ -12,7 +13,14 @@ import re
 import sys
 from pathlib import Path
 
-_FRAME = re.compile(r"^(?:File (?P<path>.+?):\d+, in |Cell In\[\d+\], line \d+)")
+ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+# The first line of an IPython frame block: a file's (path, line, function) or the cell's.
+FRAME = re.compile(r"^(?:File (?P<path>.+?):(?P<line>\d+), in (?P<func>.*)|Cell In\[\d+\], line \d+)")
+
+
+def strip_colours(text) -> str:
+    """`text` without its terminal colour codes."""
+    return ANSI.sub("", str(text))
 
 
 def scrub(text: str, repo: Path, others=()) -> str:
@@ -31,12 +39,13 @@ def student_frames(traceback: list, repo: Path) -> tuple[list[str], int]:
     library frames were left out)."""
     kept, left_out = [], 0
     for block in traceback:
-        match = _FRAME.match(str(block))
+        block = strip_colours(block).strip()
+        match = FRAME.match(block)
         if not match:
             continue
         path = match.group("path")
         if path is None or path.startswith(f"{repo}/"):
-            kept.append(str(block).rstrip())
+            kept.append(block)
         else:
             left_out += 1
     return kept, left_out
