@@ -5,11 +5,11 @@ A check cell may set its tolerance on a line of its own, `# CHECK_TOLERANCE rtol
 (default: rtol 1e-6, atol 1e-9). Two outputs match when nbval finds them equal, or when the text around
 their numbers is equal and each pair of numbers satisfies |a - b| <= max(rtol * max(|a|, |b|), atol).
 
-`install(IPyNbCell)` makes nbval compare this way and keep what it compared on the cell item
-(`item.compared_outputs`: the expected and the produced outputs as {key: [values]}). notebooks/conftest.py
-installs it for `make check` and `make test`; the grader copies this file's text into the sandbox and
-its plugin installs it there, so both sides grade alike. Standard library only (the grader's copy cannot
-import pose_utils: inside the sandbox that is the student's package).
+`install(IPyNbCell)` makes nbval compare this way and keep what it compared on the cell item when the
+texts differ (`item.compared_outputs`: the expected and the produced outputs as {key: [values]}).
+notebooks/conftest.py installs it for `make check` and `make test`; the grader copies this file's text
+into the sandbox and its plugin installs it there, so both sides grade alike. Standard library only
+(the grader's copy cannot import pose_utils: inside the sandbox that is the student's package).
 """
 
 from __future__ import annotations
@@ -114,11 +114,11 @@ def install(cell_class) -> None:
         return
 
     def compare_outputs(self, test, ref, skip_compare=None):
+        if original(self, test, ref, skip_compare):
+            return True
         skip = skip_compare or self.parent.skip_compare
         expected, got = flatten(ref, skip, self.sanitize), flatten(test, skip, self.sanitize)
         self.compared_outputs = (expected, got)
-        if original(self, test, ref, skip_compare):
-            return True
         try:
             rtol, atol = tolerance(self.cell.get("source", ""))
         except ValueError as e:

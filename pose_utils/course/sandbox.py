@@ -46,6 +46,7 @@ import pwd
 import secrets
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import threading
@@ -158,34 +159,27 @@ def _blocked_at(path: Path, who: HostIdentity) -> Path | None:
     return None
 
 
-def unreadable(paths, who: HostIdentity | None = None) -> Path | None:
-    """The first file or folder under `paths` that an unprivileged uid other than its owner cannot read
-    (a file without o+r, a folder without o+rx), or None. Symbolic links are not followed."""
-    def bad(st, is_dir):
-        if who is not None and st.st_uid == who.uid:
-            return False
-        need = 0o005 if is_dir else 0o004
-        return (st.st_mode & need) != need
+def unreadable(paths) -> Path | None:
+    """The first file or folder under `paths` that a uid other than its owner's cannot read (a file
+    without o+r, a folder without o+rx), or None. Symbolic links are not followed."""
+    def bad(st):
+        need = 0o005 if stat.S_ISDIR(st.st_mode) else 0o004
+        return not stat.S_ISLNK(st.st_mode) and (st.st_mode & need) != need
 
-    for root in paths:
-        root = Path(root)
+    for root in map(Path, paths):
         try:
-            st = os.stat(root)
+            if bad(os.stat(root)):
+                return root
         except OSError:
-            continue
-        if bad(st, root.is_dir()):
-            return root
-        if not root.is_dir():
             continue
         for here, dirs, files in os.walk(root):
             for name in dirs + files:
                 full = os.path.join(here, name)
                 try:
-                    st = os.lstat(full)
+                    if bad(os.lstat(full)):
+                        return Path(full)
                 except OSError:
                     continue
-                if not (os.path.islink(full)) and bad(st, name in dirs):
-                    return Path(full)
     return None
 
 

@@ -51,6 +51,11 @@ class Batch:
     keep_work: bool
     cancel: threading.Event = dataclasses.field(default_factory=threading.Event)
 
+    @property
+    def grader_paths(self) -> list[Path]:
+        """The grader's folders a run's messages may name, shown to students as <grader>."""
+        return [self.out_dir, self.helper_dir]
+
 
 def write_helper(helper_dir: Path) -> None:
     """The batch's helper folder, readable by the sandbox's uid: the plugin and check_outputs.py
@@ -169,9 +174,9 @@ def run_own_notebooks(batch: Batch, repo: Path, box: Path, folder: Path, deadlin
             entry["ok"] = True
         elif isinstance(told.get("error"), dict):
             entry["error"] = one_line(error_line(told["error"], box / "repo", told.get("cell"),
-                                                 [batch.out_dir, batch.helper_dir]))
+                                                 batch.grader_paths))
         elif data is not None:
-            first = _first_error(data, nbformat, box / "repo", [batch.out_dir, batch.helper_dir])
+            first = _first_error(data, nbformat, box / "repo", batch.grader_paths)
             entry["error"] = one_line(first or "did not run to the end")
         else:
             entry["error"] = "did not run (time limit, or the run stopped before it)"

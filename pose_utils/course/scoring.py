@@ -99,7 +99,7 @@ def score(batch: Batch, run: dict) -> tuple[dict, list[tuple[str, str]]]:
     (code, line) problems the run shows. A JUnit report that disagrees with those results, or was
     rewritten after pytest wrote it, makes every check score 0 ("tampered")."""
     cases = junit_cases(run["report"])
-    repo, others = run["box"] / "repo", [batch.out_dir, batch.helper_dir]
+    repo, others = run["box"] / "repo", batch.grader_paths
     checks, disagree = {}, False
     for c in batch.instructor.checks:
         nodeid = f"repo/notebooks/{c.notebook}::Cell {c.code_cell}"
