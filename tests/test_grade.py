@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from pose_utils.course import sandbox
+from pose_utils.course import host_identity, sandbox
 from pose_utils.course.grade import grade, main, submission_names
 from pose_utils.course.instructor import read_instructor
 from pose_utils.course.scoring import describe_failure, junit_key
@@ -586,7 +586,7 @@ def test_sandbox_filesystem_and_network(tmp_path):
     assert out[6:8] == ["refused PermissionError"] * 2 and out[8] == "[]"  # /run: no host sockets
     assert not (tmp_path / "outside.txt").exists() and (work / "mine.txt").read_text() == "x"
     if os.geteuid() == 0:  # a root grader's sandbox is an unprivileged uid of its own on the host
-        assert (work / "mine.txt").stat().st_uid >= sandbox.UID_BASE
+        assert (work / "mine.txt").stat().st_uid >= host_identity.UID_BASE
 
 
 def test_sandbox_stops_a_fork_bomb_at_its_process_cap(tmp_path):
@@ -611,7 +611,7 @@ def test_a_root_grader_gives_each_run_a_fresh_unprivileged_uid(tmp_path):
         owners.append((work / "made.txt").stat().st_uid)
         given = work / "given.txt"
         assert given.stat().st_uid == owners[-1] and given.read_text().endswith("x\n")
-    assert owners[0] != owners[1] and min(owners) >= sandbox.UID_BASE
+    assert owners[0] != owners[1] and min(owners) >= host_identity.UID_BASE
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="becoming another user needs root")
@@ -647,7 +647,7 @@ def test_the_prelude_never_runs_a_command_as_root(tmp_path):
 
     for uid in (0, -1):
         spec = f'{{"uid": {uid}, "gid": 1}}'
-        argv = [sys.executable, "-I", str(sandbox.PRELUDE), spec, "--", "touch", str(tmp_path / "ran")]
+        argv = [sys.executable, "-I", str(host_identity.PRELUDE), spec, "--", "touch", str(tmp_path / "ran")]
         done = subprocess.run(argv, capture_output=True, text=True)
         assert done.returncode == 125 and "refusing to run as uid" in done.stderr
     assert not (tmp_path / "ran").exists()

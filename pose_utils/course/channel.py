@@ -25,7 +25,8 @@ import tempfile
 import threading
 from pathlib import Path
 
-from .sandbox import HostIdentity, MiB
+from .host_identity import HostIdentity
+from .sandbox import MiB
 
 # The variable the plugin finds the socket's path in; grader_plugin.py spells the same name out.
 CHANNEL_VAR = "POSE_UTILS_GRADER_CHANNEL"

@@ -79,6 +79,7 @@ from ..errors import ConfigError, DataError
 from ..fileio import atomic_path, write_json
 from . import sandbox
 from .feedback import feedback, write_grades
+from .host_identity import inside, unreadable
 from .instructor import read_instructor
 from .sandboxed_runs import Batch, one_line, run_checks, run_own_notebooks, write_helper
 from .scoring import fmt, score, student_answers
@@ -207,10 +208,6 @@ def submission_names(paths) -> list[tuple[str, Path]]:
     return sorted(unique)
 
 
-def _inside(path: Path, folder: Path) -> bool:
-    return path == folder or folder in path.parents
-
-
 def _grader_source_root() -> Path | None:
     """The checkout the grader's own pose_utils runs from (editable install), hidden like the
     instructor's repository; None when it is installed into site-packages."""
@@ -234,8 +231,8 @@ def _path_parameters(parameters: dict) -> tuple[dict, list[Path]]:
 
 @functools.lru_cache(maxsize=1)
 def _python_unreadable() -> Path | None:
-    """sandbox.unreadable of the grader's own Python (about 1 s for TensorFlow's files; once a process)."""
-    return sandbox.unreadable(sorted(sandbox.python_roots()))
+    """unreadable() of the grader's own Python (about 1 s for TensorFlow's files; once a process)."""
+    return unreadable(sorted(sandbox.python_roots()))
 
 
 def grade(submissions, out_dir, instructor_root, jobs: int = 1, timeout: float = DEFAULT_TIMEOUT,
@@ -267,19 +264,19 @@ def grade(submissions, out_dir, instructor_root, jobs: int = 1, timeout: float =
     notebooks_dir = instructor_root / "notebooks"
     parameters, data_paths = _path_parameters(dict(parameters or {}))
     instructor = read_instructor(instructor_root, parameters)
-    if _inside(notebooks_dir, out_dir) or _inside(out_dir, notebooks_dir):
+    if inside(notebooks_dir, out_dir) or inside(out_dir, notebooks_dir):
         raise ConfigError(f"--out {out_dir}: must not contain or lie in the instructor's notebooks folder")
     for p in paths:
-        if _inside(out_dir, p.resolve()):
+        if inside(out_dir, p.resolve()):
             raise ConfigError(f"--out {out_dir}: lies inside the submission {p}")
     helper_dir = out_dir / ".grader"
     expose = sorted(sandbox.python_roots() | set(data_paths) | {helper_dir})
     for e in expose:
-        if _inside(notebooks_dir, e) or _inside(e, notebooks_dir):
+        if inside(notebooks_dir, e) or inside(e, notebooks_dir):
             raise ConfigError(f"{e}: would make the instructor's notebooks readable to submissions (a data "
                               "parameter or the grader's Python lies over or in them)")
-    if os.geteuid() == 0:  # the sandbox runs as an unprivileged uid of its own (sandbox.new_identity)
-        bad = _python_unreadable() or sandbox.unreadable(data_paths)
+    if os.geteuid() == 0:  # the sandbox runs as an unprivileged uid of its own (host_identity)
+        bad = _python_unreadable() or unreadable(data_paths)
         if bad is not None:
             raise ConfigError(f"{bad}: not readable by other users, and the sandbox runs as one (the grader "
                               "is root): make it readable (chmod -R o+rX on its folder) or use a Python and "

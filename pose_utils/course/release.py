@@ -47,6 +47,7 @@ INSTRUCTOR_ONLY = (
     "pose_utils/course/feedback.py",
     "pose_utils/course/sandbox.py",
     "pose_utils/course/sandbox_prelude.py",
+    "pose_utils/course/host_identity.py",
     "pose_utils/course/channel.py",
     "pose_utils/course/untrusted.py",
     "pose_utils/course/release.py",

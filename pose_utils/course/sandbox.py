@@ -13,7 +13,7 @@
   inside its own namespace it could); /run (the host's sockets) is hidden too;
 - who that uid is on the host: bwrap maps it to the uid that started bwrap. A grader started by a normal
   user runs bwrap as that user. A grader started as root never does: each run gets a fresh unprivileged
-  uid of its own (`HostIdentity`, from UID_BASE up, one no account uses) and
+  uid of its own (pose_utils.course.host_identity: from UID_BASE up, one no account uses) and
   pose_utils/course/sandbox_prelude.py drops to it before bwrap starts, so the sandbox reads only what
   `nobody` can read (not /etc/shadow), RLIMIT_NPROC holds (the kernel exempts uid 0 alone), and two runs
   at once cannot signal each other;
@@ -39,14 +39,9 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
-import itertools
-import json
 import os
-import pwd
-import secrets
 import shutil
 import signal
-import stat
 import subprocess
 import sys
 import threading
@@ -54,15 +49,11 @@ import time
 from pathlib import Path
 
 from ..errors import ConfigError
+from .host_identity import HostIdentity, give, inside, new_identity, plan_binds, prelude
 
 GiB = 1024**3
 MiB = 1024**2
 SANDBOX_UID = 65534  # "nobody": any uid but 0 makes bwrap drop every capability inside
-# Host uids for runs of a grader started as root: in the range systemd leaves unused (above its container
-# ranges, below 2^31), one per run, starting at a random offset so two graders at once rarely meet.
-UID_BASE = 2_100_000_000
-UID_SPAN = 40_000_000
-PRELUDE = Path(__file__).with_name("sandbox_prelude.py")
 # What Python, glibc and TensorFlow print when an allocation fails under RLIMIT_AS (no signal says so).
 MEMORY_MARKERS = (b"MemoryError", b"std::bad_alloc", b"Cannot allocate memory", b"OOM when allocating")
 INSTALL_HINT = ("install bubblewrap (Debian/Ubuntu: apt-get install bubblewrap; "
@@ -110,87 +101,6 @@ class Result:
         return dataclasses.asdict(self)
 
 
-@dataclasses.dataclass(frozen=True)
-class HostIdentity:
-    """The unprivileged host uid and gid one sandboxed run of a root grader gets (see the module doc)."""
-
-    uid: int
-    gid: int
-
-
-_next_uid = itertools.count(UID_BASE + secrets.randbelow(UID_SPAN // 2))
-_uid_lock = threading.Lock()
-
-
-def new_identity() -> HostIdentity | None:
-    """A fresh host uid and gid for one run when the grader is root (no account has them); None for a
-    grader that is a normal user, whose own uid the sandbox maps to."""
-    if os.geteuid() != 0:
-        return None
-    with _uid_lock:
-        for uid in _next_uid:
-            if uid >= UID_BASE + UID_SPAN:
-                raise ConfigError(f"no free sandbox uid left in {UID_BASE}..{UID_BASE + UID_SPAN}")
-            try:
-                pwd.getpwuid(uid)
-            except KeyError:
-                return HostIdentity(uid, uid)
-    raise AssertionError("unreachable")
-
-
-def _searchable(path: Path, who: HostIdentity) -> bool:
-    """Whether `who` may pass through the folder `path` (its x bit for owner, group or others)."""
-    try:
-        st = os.stat(path)
-    except OSError:
-        return False
-    if st.st_uid == who.uid:
-        return bool(st.st_mode & 0o100)
-    if st.st_gid == who.gid:
-        return bool(st.st_mode & 0o010)
-    return bool(st.st_mode & 0o001)
-
-
-def _blocked_at(path: Path, who: HostIdentity) -> Path | None:
-    """The topmost folder above `path` that `who` cannot pass through, or None."""
-    for parent in reversed(path.parents):
-        if parent != Path("/") and not _searchable(parent, who):
-            return parent
-    return None
-
-
-def unreadable(paths) -> Path | None:
-    """The first file or folder under `paths` that a uid other than its owner's cannot read (a file
-    without o+r, a folder without o+rx), or None. Symbolic links are not followed."""
-    def bad(st):
-        need = 0o005 if stat.S_ISDIR(st.st_mode) else 0o004
-        return not stat.S_ISLNK(st.st_mode) and (st.st_mode & need) != need
-
-    for root in map(Path, paths):
-        try:
-            if bad(os.stat(root)):
-                return root
-        except OSError:
-            continue
-        for here, dirs, files in os.walk(root):
-            for name in dirs + files:
-                full = os.path.join(here, name)
-                try:
-                    if bad(os.lstat(full)):
-                        return Path(full)
-                except OSError:
-                    continue
-    return None
-
-
-def _give(path: Path, who: HostIdentity) -> None:
-    """Make `who` the owner of the work folder and everything in it (the run writes there)."""
-    os.lchown(path, who.uid, who.gid)
-    for here, dirs, files in os.walk(path):
-        for name in dirs + files:
-            os.lchown(os.path.join(here, name), who.uid, who.gid)
-
-
 @functools.lru_cache(maxsize=1)
 def unavailable() -> str | None:
     """None when bwrap can build the sandbox here, else one line saying why not and what to do."""
@@ -202,7 +112,7 @@ def unavailable() -> str | None:
     probe = [bwrap, *_namespace_args(), "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "true"]
     who = new_identity()
     if who is not None:  # as root: the probe drops to an unprivileged uid first, as every run does
-        probe = _prelude(who, [], []) + probe
+        probe = prelude(who, [], []) + probe
     try:
         done = subprocess.run(probe, capture_output=True, text=True, timeout=30)
     except (OSError, subprocess.TimeoutExpired) as e:
@@ -214,12 +124,6 @@ def unavailable() -> str | None:
                 "sysctl kernel.apparmor_restrict_unprivileged_userns=0, or an AppArmor profile for bwrap; "
                 "in Docker: --security-opt seccomp=unconfined); submissions never run with root's rights")
     return None
-
-
-def _prelude(who: HostIdentity, covers: list, sources: list) -> list[str]:
-    spec = {"uid": who.uid, "gid": who.gid, "covers": [str(c) for c in covers],
-            "sources": [str(s) for s in sources]}
-    return [sys.executable, "-I", str(PRELUDE), json.dumps(spec), "--"]
 
 
 def require() -> None:
@@ -271,10 +175,6 @@ def environment(home: str | os.PathLike, tmpdir: str | os.PathLike, extra: dict 
     return env
 
 
-def _inside(path: Path, folder: Path) -> bool:
-    return path == folder or folder in path.parents
-
-
 def python_roots() -> set[Path]:
     """The running Python's installation and environment: what every sandboxed command runs on, so they
     are always readable inside, even under the private /tmp (a checkout in /tmp with its .venv)."""
@@ -283,24 +183,6 @@ def python_roots() -> set[Path]:
 
 # Hidden in every sandbox: the host's runtime sockets (a container engine's, D-Bus) are nobody's business.
 ALWAYS_HIDDEN = ("/run",)
-
-
-def _stage(work: Path, expose: list, who: HostIdentity | None):
-    """(covers, sources, mountable): for a root grader, the folders the prelude covers so that `who`
-    reaches every bind source (the work folder and the exposed paths), and a test for whether a hidden
-    path can be mounted on once it has. A grader that is a normal user needs no prelude."""
-    sources = sorted({work, *(p for p in expose if p.exists())}, key=lambda p: len(p.parts))
-    if who is None:
-        return [], sources, lambda path: path.exists()
-    covers = sorted({b for b in (_blocked_at(p, who) for p in sources) if b is not None})
-
-    def staged(path: Path) -> bool:  # exists in the prelude's view, on a path `who` can walk
-        cover = next((c for c in covers if _inside(path, c)), None)
-        if cover is not None and path != cover:
-            return any(_inside(s, path) for s in sources)
-        return path.exists() and (cover is not None or _blocked_at(path, who) is None)
-
-    return covers, sources, staged
 
 
 def command_line(command, work_dir, cwd=None, hide=(), expose=(), limits: Limits = Limits(),
@@ -312,9 +194,9 @@ def command_line(command, work_dir, cwd=None, hide=(), expose=(), limits: Limits
     `expose` says."""
     work = Path(work_dir).resolve()
     expose = sorted({Path(p).resolve() for p in [*expose, *python_roots()]}, key=lambda p: len(p.parts))
-    covers, sources, mountable = _stage(work, expose, who)
+    covers, sources, mountable = plan_binds(work, expose, who)
     cpu = int(limits.cpu_seconds or max(1, 2 * limits.wall_seconds))
-    argv = _prelude(who, covers, sources) if who is not None else []
+    argv = prelude(who, covers, sources) if who is not None else []
     argv += ["prlimit", f"--as={limits.memory_bytes}", f"--cpu={cpu}:{cpu + 5}",
              f"--fsize={limits.file_bytes}", f"--nproc={limits.processes}", "--core=0", "--",
              "bwrap", *_namespace_args(), "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
@@ -323,9 +205,9 @@ def command_line(command, work_dir, cwd=None, hide=(), expose=(), limits: Limits
         argv += (["--size", str(limits.tmp_bytes)] if sized else []) + ["--tmpfs", private]
     hidden: list[Path] = []
     for raw in sorted({Path(p).resolve() for p in [*hide, *ALWAYS_HIDDEN]}, key=lambda p: len(p.parts)):
-        if raw == Path("/") or not mountable(raw) or _inside(raw, Path("/tmp")):
+        if raw == Path("/") or not mountable(raw) or inside(raw, Path("/tmp")):
             continue  # nothing to hide, out of the sandbox's reach already, or under the private /tmp
-        if any(_inside(raw, h) for h in hidden):
+        if any(inside(raw, h) for h in hidden):
             continue
         if raw.is_dir():
             argv += ["--tmpfs", str(raw)]
@@ -333,7 +215,7 @@ def command_line(command, work_dir, cwd=None, hide=(), expose=(), limits: Limits
         else:
             argv += ["--ro-bind", "/dev/null", str(raw)]
     for path in expose:
-        if path.exists() and (_inside(path, Path("/tmp")) or any(_inside(path, h) for h in hidden)):
+        if path.exists() and (inside(path, Path("/tmp")) or any(inside(path, h) for h in hidden)):
             argv += ["--ro-bind", str(path), str(path)]
     argv += ["--bind", str(work), str(work)]
     for h in hidden:
@@ -389,7 +271,7 @@ def run(command, work_dir, *, cwd=None, env: dict | None = None, hide=(), expose
         env = environment(work / "home", work / "tmp")
     who = who or new_identity()
     if who is not None:
-        _give(work, who)
+        give(work, who)
     argv = command_line(command, work, cwd=cwd, hide=hide, expose=expose, limits=limits, who=who)
     counts: dict = {}
     tic = time.monotonic()

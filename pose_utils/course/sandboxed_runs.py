@@ -19,6 +19,7 @@ from pathlib import Path
 from ..fileio import atomic_path, write_json
 from . import sandbox
 from .channel import CHANNEL_VAR, Channel
+from .host_identity import new_identity
 from .instructor import Instructor
 from .runner import NOTEBOOK_PATTERN
 from .staging import MAX_FILES, SKIPPED_DIRS
@@ -86,7 +87,7 @@ def _sandboxed(batch: Batch, box: Path, folder: Path, label: str, command: list,
         (box / sub).mkdir(exist_ok=True)
     logs = folder / "logs"
     logs.mkdir(exist_ok=True)
-    who = sandbox.new_identity()
+    who = new_identity()
     with Channel(who) as channel:
         env = sandbox.environment(box / "home", box / "tmp",
                                   extra={**extra_env, CHANNEL_VAR: str(channel.path)})
