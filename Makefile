@@ -20,15 +20,15 @@ help:
 	@echo "make lint   ruff"
 	@echo "make lab    JupyterLab on the repository with the project's environment (PORT=8888); prints the URL"
 
-$(STAMP): pyproject.toml pose_utils/runtime.py pose_utils/course/lab.py
+$(STAMP): pyproject.toml pose_utils/runtime.py pose_course/lab.py
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip 2>&1 | { grep -v "^WARNING: Location" || true; }
 	$(BIN)/python -m pip install --quiet -e ".[dev]" 2>&1 | { grep -v "^WARNING: Location" || true; }
 	@# oneDNN on for every process of the environment, whatever it imports first (pose_utils/runtime.py)
 	@$(BIN)/python -m pose_utils.runtime >/dev/null
-	@# kernels keep TensorFlow's C++ notices out of the cells; JupyterLab saves widget state (course/lab.py)
-	@$(BIN)/python -m pose_utils.course.lab >/dev/null
-	@$(BIN)/python -c "import pose_utils, tensorflow, pybullet, papermill, nbval" || { echo "installation into $(VENV) is incomplete"; exit 1; }
+	@# kernels keep TensorFlow's C++ notices out of the cells; JupyterLab saves widget state (pose_course/lab.py)
+	@$(BIN)/python -m pose_course.lab >/dev/null
+	@$(BIN)/python -c "import pose_utils, pose_course, tensorflow, pybullet, papermill, nbval" || { echo "installation into $(VENV) is incomplete"; exit 1; }
 	@touch $(STAMP)
 
 data/small/train.h5: | $(STAMP)
@@ -41,14 +41,21 @@ demo: $(STAMP) data/small/train.h5
 	@echo
 	@echo "Done. Executed notebooks and figures: outputs/  (metrics: outputs/evaluation/metrics.json)"
 
-# .ci/system-packages: bubblewrap and Debian's chromium + chromium-driver (installed when run as root) for
-# the grader's and the browser's tests, which the student version leaves out with that step.
+# Every test: tests/ (the subject and the course's scaffolding), the notebooks (nbval) and, in the
+# instructor's repository, the instructor's own (pose_course/instructor/tests: grading, release, browser).
+TESTS := tests notebooks
+### BEGIN INSTRUCTOR ONLY
+TESTS += pose_course/instructor/tests
+### END INSTRUCTOR ONLY
+
+# pose_course/instructor/system-packages: bubblewrap and Debian's chromium + chromium-driver (installed
+# when run as root) for the grader's and the browser's tests, which the student version does not have.
 test: $(STAMP)
 ### BEGIN INSTRUCTOR ONLY
-	@bash .ci/system-packages
+	@bash pose_course/instructor/system-packages
 ### END INSTRUCTOR ONLY
 	$(BIN)/lint-imports | tail -n 4
-	$(BIN)/python -m pytest tests notebooks --nbval-lax --nbval-current-env -p no:cacheprovider
+	$(BIN)/python -m pytest $(TESTS) --nbval-lax --nbval-current-env -p no:cacheprovider
 
 # The inner loop: every test but those that execute the notebooks (pytest marker `slow`).
 test-fast: $(STAMP)
@@ -62,7 +69,7 @@ check: $(STAMP)
 		-p no:cacheprovider -q --tb=no -rN
 
 ### BEGIN INSTRUCTOR ONLY
-# The student version of this repository (pose_utils/course/release.py): make release OUT=DIR.
+# The student version of this repository (pose_course/instructor/release.py): make release OUT=DIR.
 release: $(STAMP)
 	$(BIN)/python -m pose_utils release --out $(or $(OUT),release)
 ### END INSTRUCTOR ONLY

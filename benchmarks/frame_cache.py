@@ -26,12 +26,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def _worker(data: str, cache: bool, epochs: int) -> dict:
-    from pose_utils.benchmark import _train_config, get_preset
+    from pose_course.compare import get_preset, train_config
     from pose_utils.training import train
 
     preset = get_preset("quick")
     recipe = preset.entries()["cnn_lstm_tuned"]
-    config = _train_config(preset, recipe).replace(epochs=epochs, cache_frames=cache)
+    config = train_config(preset, recipe).replace(epochs=epochs, cache_frames=cache)
     with tempfile.TemporaryDirectory() as run_dir:
         tic = time.perf_counter()
         history = train(data, Path(run_dir) / "run", config, progress=False)

@@ -30,8 +30,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from pose_course.datagen import make_config, make_data, mocap, render, scene  # noqa: E402
 from pose_utils import camera  # noqa: E402
-from pose_utils.dataset import make_config, make_data, mocap, render, scene  # noqa: E402
 from pose_utils.skeleton import NUM_FRAMES  # noqa: E402
 
 

@@ -66,7 +66,7 @@ def _report_recipe(spec: dict, data: str, n_train: int, n_valid: int, epochs: in
 
     from pose_utils.data import open_split, subset
     from pose_utils.models import build_model, model_spec
-    from pose_utils.transforms import fit_transform
+    from pose_utils.targets import fit_transform
 
     start = time.perf_counter()
     _set_threads(spec)
@@ -248,8 +248,8 @@ def interleaved_steps(data: str, rounds: int, seed: int) -> list[dict]:
 
     from pose_utils.data import open_split
     from pose_utils.models import build_model
+    from pose_utils.targets import fit_transform
     from pose_utils.training.distribute import precision_policy
-    from pose_utils.transforms import fit_transform
 
     tf.get_logger().setLevel("ERROR")  # one trace per variant is expected, not a retracing problem
     with open_split(data, "train") as store:

@@ -3,14 +3,14 @@
 - stderr is never compared: TensorFlow and absl write start-up lines to stderr before logging is
   configured; they appear in notebooks saved by JupyterLab or papermill but not in nbval's own run.
 - Widget views, HTML and JavaScript (tqdm bars, ipywidgets, animations) and the values a notebook records
-  for the runner (pose_utils.course.RECORD_MIME) are not compared either; PNG images never are.
+  for the runner (pose_course.RECORD_MIME) are not compared either; PNG images never are.
 Only cells marked `# NBVAL_CHECK_OUTPUT` are compared in lax mode; their stored outputs are plain text.
-- Numbers in those outputs match within the cell's tolerance (pose_utils.course.check_outputs: default
+- Numbers in those outputs match within the cell's tolerance (pose_course.check_outputs: default
   rtol 1e-6, atol 1e-9, or a `# CHECK_TOLERANCE rtol=.. atol=..` line), as the grader compares them.
 
 Each notebook executes once in `make test` (`pytest tests notebooks --nbval-lax ...`): tests/test_notebooks.py
 runs the five with papermill first and leaves its executed copies on the session's config
-(pose_utils.course.nbval.SESSION_EXECUTED). nbval's items for a notebook that session already executed
+(pose_course.stored_outputs.SESSION_EXECUTED). nbval's items for a notebook that session already executed
 check that copy instead of starting a kernel: every cell ran without an error, and each checked cell's
 outputs equal the stored ones by nbval's own comparison and the rules above. Run on their own (graders,
 a student's folder), nbval executes every notebook itself as usual.
@@ -22,8 +22,8 @@ from pathlib import Path
 
 import pytest
 
-from pose_utils.course.nbval import SESSION_EXECUTED
-from pose_utils.course.records import RECORD_MIME
+from pose_course.records import RECORD_MIME
+from pose_course.stored_outputs import SESSION_EXECUTED
 
 # Quiet TensorFlow's C++ logging and tqdm in the kernels nbval starts (they inherit this environment).
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -42,7 +42,7 @@ SKIP_COMPARE = (
 def pytest_configure(config):
     from nbval.plugin import IPyNbCell
 
-    from pose_utils.course.check_outputs import install
+    from pose_course.check_outputs import install
 
     install(IPyNbCell)
 
@@ -102,9 +102,9 @@ def _check_executed(item):
             item.raise_cell_error("Cell outputs differ", "\n".join(item.comparison_traceback))
 
 
-# The assignment's checks (pose_utils.course.checks): points per check cell and the exercises still to
+# The assignment's checks (pose_course.checks): points per check cell and the exercises still to
 # write, printed at the end of the run (`make check` shows only this summary).
-from pose_utils.course.checks import Tally  # noqa: E402
+from pose_course.checks import Tally  # noqa: E402
 
 _TALLY = Tally(package=Path(__file__).resolve().parents[1] / "pose_utils")
 

@@ -5,12 +5,12 @@ Light imports only: TensorFlow loads when a model is built or trained, not on `i
 `runtime.apply()` runs first because TensorFlow reads its CPU settings once, when it is imported.
 """
 
-from . import runtime
+from pose_utils import runtime
 
 runtime.apply()
 
-from .models import available_models, build_model  # noqa: E402
-from .skeleton import H36M, JOINT_NAMES, LEFT, PARENTS, RIGHT  # noqa: E402
+from pose_utils.models import available_models, build_model  # noqa: E402
+from pose_utils.skeleton import H36M, JOINT_NAMES, LEFT, PARENTS, RIGHT  # noqa: E402
 
 __version__ = "0.1.0"
 __all__ = [

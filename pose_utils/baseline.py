@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .skeleton import NUM_JOINTS
+from pose_utils.skeleton import NUM_JOINTS
 
 
 def mean_pose(joints) -> np.ndarray:

@@ -2,7 +2,7 @@
 
 
 # How an unwritten exercise of the student version says so: NotImplementedError("Exercise: write F in FILE
-# (NOTEBOOK explains it)"), written by pose_utils.course.release. The CLI, the notebook runner and the
+# (NOTEBOOK explains it)"), written by the release (`make release`). The CLI, the notebook runner and the
 # tests turn it into one line instead of a traceback.
 EXERCISE_PREFIX = "Exercise: "
 

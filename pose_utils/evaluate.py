@@ -19,12 +19,13 @@ from pathlib import Path
 
 import numpy as np
 
-from . import metrics
-from .baseline import mean_pose_prediction
-from .errors import DataError
-from .fileio import atomic_path, read_json, write_json
-from .skeleton import JOINT_NAMES, flip_left_right
-from .training import HISTORY_KEYS, read_mean_pose
+from pose_utils import metrics
+from pose_utils.baseline import mean_pose_prediction
+from pose_utils.errors import DataError
+from pose_utils.fileio import atomic_path, read_json, write_json
+from pose_utils.skeleton import JOINT_NAMES, flip_left_right
+from pose_utils.training import HISTORY_KEYS, read_mean_pose
+from pose_utils.training.runfolder import RunFolder
 
 PCK_THRESHOLD_MM = 150.0  # the usual 3D PCK threshold (Mehta et al., MPI-INF-3DHP)
 AUC_STEPS = 31  # thresholds 0, 5, ..., 150 mm
@@ -95,6 +96,29 @@ def compute_metrics(y_true_m, y_pred_m, meta: dict | None = None, mean_pose_m=No
 # ----------------------------------------------------------------------------- using a run
 
 
+# The mean-pose baseline, scored with the model's own metrics: the bar on Figure 4 (notebook 03) and
+# beside every metric (notebook 04) is this one definition.
+def baseline_metrics(run_dir, y_true_m, meta: dict | None = None) -> dict:
+    """Every evaluation number (evaluate.compute_metrics) for the run's mean-pose baseline: the mean
+    training pose (RUN/mean_pose.json) predicted for every frame. y_true_m: (N, 8, 17, 3) metres."""
+    y_true = np.asarray(y_true_m, dtype=np.float64)
+    return compute_metrics(y_true, mean_pose_prediction(read_mean_pose(run_dir), y_true.shape), meta=meta)
+
+
+def mean_pose_baseline_mm(run_dir, data_dir, split: str = "valid",
+                          max_clips: int | None = None) -> float:
+    """MPJPE (mm) of the run's mean-pose baseline on `split` (`baseline_metrics`' mpjpe_mm).
+
+    max_clips: the same evenly spread subset of clips the run validated on (TrainConfig.max_valid_clips).
+    """
+    from pose_utils.data import open_split, subset
+
+    units = read_json(RunFolder(run_dir).config_file).get("units", "m")
+    with open_split(data_dir, split, units) as store:
+        joints = np.asarray(store.joints)[subset(len(store), max_clips)]
+    return baseline_metrics(run_dir, joints)["mpjpe_mm"]
+
+
 @dataclass
 class Run:
     """A trained run folder: model (keras.Model), transform, config, history, mean_pose (17, 3) metres."""
@@ -113,26 +137,25 @@ def load_run(run_dir) -> Run:
     import keras
     import tensorflow as tf
 
-    from .models import build_model, register_layers
-    from .training.distribute import precision_policy
-    from .training.runfolder import read_config
-    from .transforms import load_transform
+    from pose_utils.models import build_model, register_layers
+    from pose_utils.targets import load_transform
+    from pose_utils.training.distribute import precision_policy
 
     register_layers()  # a model with augmentation layers loads only once Keras knows them
     run_dir = Path(run_dir)
-    if not (run_dir / "config.json").is_file():
-        raise DataError(f"{run_dir}: not a run folder (no config.json)")
-    config = read_config(run_dir)
-    data = read_json(run_dir / "data.json")
-    transform = load_transform(run_dir / "target_transform.json")
-    model_path = run_dir / "model.keras"
-    if model_path.is_file():
+    folder = RunFolder(run_dir)
+    if not folder.is_run():
+        raise DataError(f"{run_dir}: not a run folder (no {folder.config_file.name})")
+    config = folder.read_config()
+    data = folder.read_data()
+    transform = load_transform(folder.transform_file)
+    if folder.has_model():
         try:
-            model = keras.models.load_model(model_path, compile=False, safe_mode=True)
+            model = keras.models.load_model(folder.model_file, compile=False, safe_mode=True)
         except (ValueError, OSError, TypeError) as e:
-            raise DataError(f"{model_path}: cannot load the model ({e})") from None
-    elif (run_dir / "checkpoint.json").is_file():
-        record = read_json(run_dir / "checkpoint.json")
+            raise DataError(f"{folder.model_file}: cannot load the model ({e})") from None
+    elif folder.has_checkpoint():
+        record = read_json(folder.checkpoint_file)
         with precision_policy(config.precision):
             model = build_model(config.model, frame_size=int(data["frame_shape"][0]), **config.model_options)
         status = tf.train.Checkpoint(model_variables=list(model.variables)).read(
@@ -141,8 +164,7 @@ def load_run(run_dir) -> Run:
         status.expect_partial()  # the optimizer state is not needed to predict
     else:
         raise DataError(f"{run_dir}: no model.keras and no checkpoint; the run has not finished an epoch")
-    history_path = run_dir / "history.json"
-    history = read_json(history_path) if history_path.is_file() else {k: [] for k in HISTORY_KEYS}
+    history = folder.read_history() if folder.history_file.is_file() else {k: [] for k in HISTORY_KEYS}
     return Run(run_dir, model, transform, config, history, read_mean_pose(run_dir), data)
 
 
@@ -156,7 +178,7 @@ def predict(model, store, transform, batch_size: int = 32, indices=None,
     """
     import tensorflow as tf
 
-    from .data import tf_dataset
+    from pose_utils.data import tf_dataset
 
     step = tf.function(lambda x: tf.cast(model(x, training=False), tf.float32), reduce_retracing=True)
     outputs, mirrored = [], []
@@ -182,7 +204,7 @@ def evaluate(
     flip_test: average each prediction with that of the mirrored clip (`predict`).
     Returns the metrics dict as written.
     """
-    from .data import open_split
+    from pose_utils.data import open_split
 
     run = load_run(run_dir)
     units = units or run.config.units

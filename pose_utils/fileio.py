@@ -57,7 +57,7 @@ def write_text(path: str | os.PathLike, text: str, mode: int = 0o644) -> None:
 
 def read_json(path: str | os.PathLike):
     """Read a JSON file, raising PoseUtilsError with the file name if it is missing or corrupt."""
-    from .errors import PoseUtilsError
+    from pose_utils.errors import PoseUtilsError
 
     path = Path(path)
     if not path.is_file():

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .skeleton import H36M, NUM_JOINTS
+from pose_utils.skeleton import H36M, NUM_JOINTS
 
 
 def project_keypoints(joints, root, intrinsics, frame_shape) -> np.ndarray:
@@ -26,7 +26,7 @@ def project_keypoints(joints, root, intrinsics, frame_shape) -> np.ndarray:
     in the camera frame; intrinsics (N, 3, 3); frame_shape (H, W). Returns (N, T, 17, 2) float32.
     Raises ValueError for a joint behind the camera.
     """
-    from .camera import project
+    from pose_utils.camera import project
 
     joints = np.asarray(joints, np.float64)
     root = np.asarray(root, np.float64)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .skeleton import NUM_JOINTS
+from pose_utils.skeleton import NUM_JOINTS
 
 
 def _check_pair(y_true, y_pred, min_rank: int = 2) -> tuple[np.ndarray, np.ndarray]:

@@ -14,7 +14,7 @@ def tiny_data_dir(tmp_path_factory):
     """A folder with the `tiny` preset (seed 0; 64x64 frames; 32 train and 16 valid clips) in both
     formats: train.h5, valid.h5, the course's four .npy files and contact_sheet.png. Made once per test
     session (about 2 s); treat it as read-only."""
-    from pose_utils.cli import main
+    from pose_course.cli import main
 
     out = tmp_path_factory.mktemp("tiny_data")
     code = main(["make-data", "--out", str(out), "--preset", "tiny", "--format", "both", "--seed", "0",
@@ -23,11 +23,11 @@ def tiny_data_dir(tmp_path_factory):
     return out
 
 
-# The student version (pose_utils.course.release): a test that fails only because an exercise is still
+# The student version (`make release`): a test that fails only because an exercise is still
 # unwritten is reported as skipped, naming it, and the summary lists what is left to write.
 from pathlib import Path  # noqa: E402
 
-from pose_utils.course.checks import Tally  # noqa: E402
+from pose_course.checks import Tally  # noqa: E402
 
 _TALLY = Tally(package=Path(__file__).resolve().parents[1] / "pose_utils")
 

@@ -1,18 +1,18 @@
-"""The model benchmark (pose_utils/benchmark.py) end to end on the tiny preset: 64x64 clips, one epoch."""
+"""The model benchmark (pose_course/compare/) end to end on the tiny preset: 64x64 clips, one epoch."""
 
 import json
 
 import numpy as np
 import pytest
 
-from pose_utils.benchmark import (
+from pose_course.compare import (
     BASELINE,
     PRESETS,
     REPORT_PER_JOINT_MPJPE_MM,
-    _train_config,
     get_preset,
     markdown,
     run_benchmark,
+    train_config,
 )
 from pose_utils.errors import ConfigError
 from pose_utils.models import available_models, build_model
@@ -114,7 +114,7 @@ def test_the_tuned_entry_trains_without_2d_labels_on_the_course_layout(tiny_benc
                                                                         tmp_path, capsys):
     import shutil
 
-    from pose_utils.benchmark import run_entry
+    from pose_course.compare import run_entry
 
     _, results = tiny_benchmark
     assert results["models"]["cnn_lstm_tuned"]["keypoint_loss"] == 3.0  # on HDF5 data, with root and K
@@ -146,7 +146,7 @@ def test_presets_and_bad_names():
     for preset in PRESETS.values():
         entries = preset.entries()
         assert set(available_models()) <= set(entries)
-        configs = {name: _train_config(preset, r) for name, r in entries.items()}
+        configs = {name: train_config(preset, r) for name, r in entries.items()}
         for name in ("seed", "seed_tanh", "seed_linear"):  # the seed's stack trains with the report's recipe
             assert (configs[name].learning_rate, configs[name].batch_size) == (1e-4, 5)
             assert configs[name].epochs == configs["seed"].epochs

@@ -1,4 +1,4 @@
-"""How check cells' outputs are compared (pose_utils.course.check_outputs): text exactly, numbers within
+"""How check cells' outputs are compared (pose_course.check_outputs): text exactly, numbers within
 a tolerance, the same in `make check` and in the grader."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import nbformat
 import pytest
 
-from pose_utils.course.check_outputs import (
+from pose_course.check_outputs import (
     DEFAULT_ATOL,
     DEFAULT_RTOL,
     as_text,
@@ -118,7 +118,7 @@ def test_make_check_explains_each_failed_check(tmp_path):
 
 
 def test_unwritten_exercises_are_found_in_the_source(tmp_path):
-    from pose_utils.course.checks import unwritten_exercises
+    from pose_course.checks import unwritten_exercises
 
     (tmp_path / "pkg" / "sub").mkdir(parents=True)
     (tmp_path / "pkg" / "a.py").write_text(

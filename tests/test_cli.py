@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from toydata import run_cli, write_toy_data
 
-from pose_utils.cli import main
+from pose_course.cli import main
 
 TRAIN_FLAGS = (
     "--data",

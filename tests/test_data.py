@@ -12,7 +12,7 @@ import h5py
 import numpy as np
 import pytest
 
-from pose_utils import cli
+from pose_course import cli
 from pose_utils.data import (
     ClipStore,
     DataWarning,
@@ -24,7 +24,7 @@ from pose_utils.data import (
 )
 from pose_utils.errors import ConfigError, DataError
 from pose_utils.skeleton import JOINT_NAMES, flip_left_right
-from pose_utils.transforms import fit_transform
+from pose_utils.targets import fit_transform
 
 ROOT_DIR = Path(__file__).resolve().parents[1]
 N_TRAIN, N_VALID, SIZE = 7, 3, 8
@@ -118,7 +118,7 @@ def test_fortran_ordered_npy_reads_through_the_memmap(tmp_path, clips):
     np.save(tmp_path / "videoframes_clips_train.npy", np.asfortranarray(frames))
     np.save(tmp_path / "joint_3d_clips_train.npy", joints)
     with open_split(tmp_path, "train") as store:
-        assert store._raw is None  # clips are not contiguous on disk: no pread
+        assert store._reader._raw is None  # clips are not contiguous on disk: no pread
         np.testing.assert_array_equal(store.read_frames([6, 0, 1, 2]), frames[[6, 0, 1, 2]])
 
 
@@ -180,11 +180,12 @@ def test_forked_child_reopens_the_h5_file(h5_dir, tmp_path):
         import os, numpy as np
         from pose_utils.data import open_split
         store = open_split({str(h5_dir)!r}, "train")
-        parent_handle = store._h5
+        parent_handle = store._reader._h5
         expected = store.read_frames([2, 4])
         pid = os.fork()
         if pid == 0:
-            ok = np.array_equal(store.read_frames([2, 4]), expected) and store._h5 is not parent_handle
+            ok = np.array_equal(store.read_frames([2, 4]), expected)
+            ok = ok and store._reader._h5 is not parent_handle
             os._exit(0 if ok else 1)
         _, status = os.waitpid(pid, 0)
         assert os.waitstatus_to_exitcode(status) == 0, "child read wrong frames or reused the handle"

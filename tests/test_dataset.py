@@ -1,23 +1,19 @@
-"""pose_utils.dataset (`make-data`): the embedded dataset's contract, checked on real renders.
+"""pose_course.datagen (`make-data`): the embedded dataset's contract, checked on real renders.
 
 Most tests read the session's `tiny_data_dir` (conftest.py); the others render a few clips in-process
 with render.render_clips, which gives the same clips make-data writes for a seed.
 """
 
-import ast
 import filecmp
 import math
-import subprocess
-import sys
-from pathlib import Path
 
 import h5py
 import numpy as np
 import pytest
 
+from pose_course.cli import build_parser, main
+from pose_course.datagen import config_from_args, make_config, mocap, render, scene, writer
 from pose_utils import camera
-from pose_utils.cli import build_parser, main
-from pose_utils.dataset import config_from_args, make_config, mocap, render, scene, writer
 from pose_utils.errors import ConfigError
 from pose_utils.skeleton import JOINT_NAMES, LEFT, RIGHT, bone_lengths, flip_left_right
 
@@ -359,33 +355,8 @@ def test_contact_sheet_draws_the_skeletons_in_side_colours():
         plots.contact_sheet(clip.frames[:3], uv[:3], titles=["a"])
 
 
-# ----------------------------------------------------------------------------- the package's layers
-GENERATOR_MODULES = ("mocap", "scene", "render", "writer", "presets", "generate")
-
-
-def test_the_generator_does_not_import_plots():
-    """Only the command layer (pose_utils.dataset.command) draws, and only when it writes the sheet."""
-    imports = "; ".join(f"import pose_utils.dataset.{m}" for m in GENERATOR_MODULES)
-    code = f"import sys; {imports}; print(sorted(m for m in sys.modules if m.startswith('pose_utils.')))"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    loaded = set(ast.literal_eval(out.strip().splitlines()[-1]))
-    assert {f"pose_utils.dataset.{m}" for m in GENERATOR_MODULES} <= loaded
-    assert "pose_utils.plots" not in loaded
-
-
-def test_the_generator_imports_nothing_above_the_core_it_needs():
-    allowed = {"skeleton", "camera", "errors", "fileio"}
-    folder = Path(render.__file__).parent
-    for name in GENERATOR_MODULES:
-        tree = ast.parse((folder / f"{name}.py").read_text())
-        for node in ast.walk(tree):
-            if isinstance(node, ast.ImportFrom) and node.level == 2:  # from ..X import ...
-                targets = {node.module} if node.module else {a.name for a in node.names}
-                assert targets <= allowed, (name, targets)
-            elif isinstance(node, ast.ImportFrom) and node.level == 0:
-                assert not node.module.startswith("pose_utils"), (name, node.module)
-            elif isinstance(node, ast.Import):
-                assert not any(a.name.startswith("pose_utils") for a in node.names), name
+# The generator's layers (only its command draws; nothing imports above the subject's skeleton, camera,
+# errors and fileio) are an import contract in pyproject.toml, checked by `lint-imports` in make test.
 
 
 def test_make_config_checks_like_the_flags(tmp_path):

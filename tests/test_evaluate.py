@@ -168,7 +168,7 @@ def test_flip_test_is_exactly_mirror_equivariant(tmp_path):
     from pose_utils.data import open_split
     from pose_utils.evaluate import predict
     from pose_utils.skeleton import flip_left_right
-    from pose_utils.transforms import fit_transform
+    from pose_utils.targets import fit_transform
 
     frames = np.random.default_rng(0).integers(0, 256, (3, 8, 32, 32, 3), dtype=np.uint8)
     folders = {}

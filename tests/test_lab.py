@@ -18,7 +18,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from pose_utils.course import lab, paths, read_records
+from pose_course import lab, paths, read_records
 
 ROOT = Path(__file__).resolve().parents[1]
 PAPERMILL = str(Path(sys.executable).with_name("papermill"))
@@ -38,7 +38,7 @@ def test_defaults_are_the_repositorys_outputs_from_any_folder(monkeypatch, tmp_p
 
 
 def test_the_environment_has_the_course_kernel_settings():
-    # `make` installs them (Makefile: python -m pose_utils.course.lab); stale ones would be rewritten there
+    # `make` installs them (Makefile: python -m pose_course.lab); stale ones would be rewritten there
     config = Path(sys.prefix) / lab.KERNEL_CONFIG
     assert config.read_text() == lab.kernel_config_text()
     overrides = json.loads((Path(sys.prefix) / lab.LAB_OVERRIDES).read_text())
@@ -273,7 +273,7 @@ def test_the_sweep_follows_the_run_training_in_another_kernel(tmp_path):
 
     from tqdm import tqdm
 
-    from pose_utils.course.experiments import _follow
+    from pose_course.sweep import _follow
     from pose_utils.training.runfolder import ProgressFile
 
     run_dir = tmp_path / "run"

@@ -1,4 +1,4 @@
-"""pose_utils.dataset.mocap: parsing pybullet's DeepMimic clips, slerp, sampling, looping."""
+"""pose_course.datagen.mocap: parsing pybullet's DeepMimic clips, slerp, sampling, looping."""
 
 import json
 import math
@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from pose_utils.dataset import mocap
+from pose_course.datagen import mocap
 from pose_utils.errors import DataError
 
 EXPECTED = {"backflip", "cartwheel", "crawl", "dance_a", "dance_b", "getup_facedown", "getup_faceup", "jump",

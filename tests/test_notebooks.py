@@ -3,10 +3,10 @@ parameters, then assertions on what each notebook recorded and wrote. Plus the r
 small synthetic notebooks, and the hygiene of the committed notebooks (graders run nbval on them).
 
 The quick run is the one execution of the five notebooks in `make test`: the fixture leaves its executed
-copies on the session's config (nbval.SESSION_EXECUTED), and nbval's items for the committed notebooks,
-collected later in the same session (`pytest tests notebooks --nbval-lax`), check those copies by nbval's
-own rules instead of executing every notebook again (notebooks/conftest.py). The tests that need that run
-are marked `slow` (`make test-fast` leaves them out)."""
+copies on the session's config (stored_outputs.SESSION_EXECUTED), and nbval's items for the committed
+notebooks, collected later in the same session (`pytest tests notebooks --nbval-lax`), check those copies by
+nbval's own rules instead of executing every notebook again (notebooks/conftest.py). The tests that need
+that run are marked `slow` (`make test-fast` leaves them out)."""
 
 import json
 import os
@@ -20,8 +20,8 @@ import nbformat
 import numpy as np
 import pytest
 
-from pose_utils import course
-from pose_utils.course import execute, nbval, runner
+import pose_course as course
+from pose_course import execute, runner, stored_outputs
 from pose_utils.errors import ConfigError, DataError, PoseUtilsError
 from pose_utils.fileio import read_json
 
@@ -45,7 +45,7 @@ def quick(tmp_path_factory, tiny_data_dir, pytestconfig):
                                    parameters={"data_dir": str(tiny_data_dir)}, progress=False)
     names = [nb["name"] for nb in summary["notebooks"]]
     executed = {str((NOTEBOOK_DIR / name).resolve()): str(out / name) for name in names}
-    setattr(pytestconfig, nbval.SESSION_EXECUTED, executed)
+    setattr(pytestconfig, stored_outputs.SESSION_EXECUTED, executed)
     return out, summary
 
 
@@ -79,9 +79,9 @@ def test_executed_copies_reproduce_the_committed_checked_outputs(quick):
         committed = nbformat.read(NOTEBOOK_DIR / f"{name}.ipynb", as_version=4)
         executed = {c.get("id"): c for c in nbformat.read(out / f"{name}.ipynb", as_version=4).cells}
         for cell in committed.cells:
-            if nbval.is_checked(cell):
+            if stored_outputs.is_checked(cell):
                 ran = executed[cell["id"]]
-                ran = nbval.strip_notebook(nbformat.v4.new_notebook(cells=[ran])).cells[0]
+                ran = stored_outputs.strip_notebook(nbformat.v4.new_notebook(cells=[ran])).cells[0]
                 got, stored = [o.get("text") for o in ran.outputs], [o.get("text") for o in cell.outputs]
                 assert got == stored, f"{name}, cell {cell['id']}: ran {got!r}, committed {stored!r}"
 
@@ -194,7 +194,7 @@ def _notebook(path: Path, parameters: str, *cells: str) -> Path:
 def small_notebooks(tmp_path):
     folder = tmp_path / "nbs"
     folder.mkdir()
-    record = "from pose_utils.course import record\n"
+    record = "from pose_course import record\n"
     _notebook(folder / "01_a.ipynb", "a = 1\nrun_dir = 'nowhere'",
               record + "record('a', a)\nrecord('run_dir', run_dir)")
     _notebook(folder / "02_b.ipynb", "b = 'x'", record + "record('b', b)\nrecord('has_a', 'a' in dir())")
@@ -338,7 +338,7 @@ def test_ensure_data_renders_once_and_refuses_a_foreign_folder(tmp_path):
 
 
 def test_setup_names_what_is_too_old(monkeypatch):
-    from pose_utils.course import provision
+    from pose_course import provision
 
     monkeypatch.setattr(provision, "MIN_VERSIONS", {"numpy": "1.26"})
     assert ", numpy " in course.setup()
@@ -430,7 +430,7 @@ def test_committed_notebook_is_small_and_gradable(name):
             assert params[key] == "None", f"{name}: {key} defaults to {params[key]}, not None"
     checked = 0
     for cell in code:
-        if nbval.is_checked(cell):
+        if stored_outputs.is_checked(cell):
             checked += 1
             assert cell.outputs
             assert all(o.output_type == "stream" and o.name == "stdout" for o in cell.outputs)
@@ -463,7 +463,7 @@ def test_strip_keeps_only_the_text_of_checked_cells():
             nbformat.v4.new_output("display_data", data={"image/png": "AAAA"})]),
     ])
     nb.metadata["papermill"] = {"x": 1}
-    stripped = nbval.strip_notebook(nb)
+    stripped = stored_outputs.strip_notebook(nb)
     first, second = stripped.cells
     assert [o.get("text", o.get("data")) for o in first.outputs] == ["1\n", {"text/plain": "<Figure>"}]
     assert second.outputs == [] and second.execution_count is None

@@ -1,4 +1,4 @@
-"""pose_utils.transforms: fitted ranges, exact inversion in NumPy and TensorFlow, JSON round trip."""
+"""pose_utils.targets: fitted ranges, exact inversion in NumPy and TensorFlow, JSON round trip."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from pose_utils.errors import ConfigError, DataError
-from pose_utils.transforms import (
+from pose_utils.targets import (
     KINDS,
     fit_transform,
     load_transform,

@@ -3,8 +3,9 @@
 import numpy as np
 import pytest
 
-from pose_utils import camera, data, widgets
+from pose_utils import camera, data
 from pose_utils.errors import PoseUtilsError
+from pose_utils.plots import widgets
 
 
 @pytest.fixture(scope="module")

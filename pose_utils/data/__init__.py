@@ -6,9 +6,9 @@ root-relative labels; every rule checked when a split opens), opening a split (`
 
 from __future__ import annotations
 
-from .contract import KEYPOINT_META, META_KEYS, SPLITS, UNITS, DataWarning
-from .pipeline import epoch_order, flip_mask, roll_angles, roll_clips, subset, tf_dataset
-from .store import ClipStore, open_split, validate_dir
+from pose_utils.data.contract import KEYPOINT_META, META_KEYS, SPLITS, UNITS, DataWarning
+from pose_utils.data.pipeline import epoch_order, flip_mask, roll_angles, roll_clips, subset, tf_dataset
+from pose_utils.data.store import ClipStore, open_split, validate_dir
 
 __all__ = [
     "KEYPOINT_META", "META_KEYS", "SPLITS", "UNITS", "ClipStore", "DataWarning", "epoch_order", "flip_mask",

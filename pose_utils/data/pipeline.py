@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import ConfigError
-from ..keypoints import flip_keypoints, roll_keypoints
-from ..skeleton import NUM_JOINTS, flip_left_right
+from pose_utils.errors import ConfigError
+from pose_utils.keypoints import flip_keypoints, roll_keypoints
+from pose_utils.skeleton import NUM_JOINTS, flip_left_right
 
 # tf_dataset's read-ahead: at most READ_PARALLELISM batches are read at once, and the prefetch buffer
 # holds up to PREFETCH_BYTES of float32 batches (1 to MAX_PREFETCH of them). tf.data.AUTOTUNE would

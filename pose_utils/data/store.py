@@ -14,26 +14,19 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import ConfigError, DataError
-from ..keypoints import project_keypoints
-from ..skeleton import JOINT_NAMES, ROOT
-from .contract import (
+from pose_utils.data.contract import (
     KEYPOINT_META,
     SPLITS,
     UNITS,
     DataWarning,
-    _check_frames,
-    _check_joints_header,
-    _check_units,
-    _decode,
-    _expected_files,
-    _h5_dataset,
-    _load_joints,
-    _npy_names,
-    _open_h5,
-    _open_npy,
-    _read_meta,
+    check_units,
+    expected_files,
+    npy_names,
 )
+from pose_utils.data.formats import H5Frames, NpyFrames, Opened
+from pose_utils.errors import ConfigError, DataError
+from pose_utils.keypoints import project_keypoints
+from pose_utils.skeleton import ROOT
 
 # ClipStore.cache_frames refuses to take more than this share of the memory the system has available.
 CACHE_MEMORY_SHARE = 0.5
@@ -55,71 +48,34 @@ class ClipStore:
     files by name.
     """
 
-    def __init__(self, data_dir: Path, split: str, units: str, layout: str, paths: tuple[Path, ...],
-                 joints: np.ndarray, frames_shape, meta: dict, attrs: dict, notes: list[str],
-                 warnings_: list[str]):
-        self.data_dir, self.split, self.units, self.layout = data_dir, split, units, layout
-        self.path = paths[0]
-        self.paths = paths  # the h5 file, or (frames .npy, labels .npy)
-        self.joints = joints
-        self.meta = meta
-        self.attrs = attrs
+    def __init__(self, data_dir: Path, split: str, units: str, opened: Opened, notes: list[str]):
+        self.data_dir, self.split, self.units = data_dir, split, units
+        self._reader = opened.reader  # NpyFrames | H5Frames (formats.py)
+        self.layout = self._reader.layout
+        self.path = self._reader.path
+        self.paths = self._reader.paths  # the h5 file, or (frames .npy, labels .npy)
+        self.joints = opened.joints
+        self.meta = opened.meta
+        self.attrs = opened.attrs
         self.notes = notes
-        self.warnings = warnings_
-        self._shape = tuple(int(s) for s in frames_shape)
-        self._h5 = None
-        self._memmap = None
-        self._raw = None  # the .npy frames file, read with os.preadv (see _pread)
-        self._offset = 0
-        self._pid = os.getpid()
+        self.warnings = opened.warnings
+        self._shape = self._reader.shape
         self._closed = False
         self._keypoints = None  # computed on first use (`keypoints`)
         self._cache = None  # all frames in memory, after cache_frames()
-
-    # -- file handles
-
-    def _attach(self, handle, offset: int | None = None) -> None:
-        """Keep the open h5py.File, or the memmap (and the data offset of a C-ordered .npy file)."""
-        if self.layout == "h5":
-            self._h5 = handle
-            return
-        self._memmap = handle
-        if offset is not None and hasattr(os, "preadv"):
-            # Reading a clip with one system call into our buffer measured ~1.7x faster than page
-            # faults through the memmap on a cold cache, and the GIL is released while it waits.
-            self._raw = open(self.path, "rb", buffering=0)  # closed by close()
-            self._offset = offset
-
-    def _pread(self, dest: np.ndarray, first_clip: int) -> None:
-        """Fill the C-contiguous `dest` with consecutive clips from `first_clip` on (.npy layout)."""
-        view = memoryview(dest.reshape(-1))
-        position = self._offset + first_clip * dest[0].nbytes
-        while view.nbytes:
-            got = os.preadv(self._raw.fileno(), [view], position)
-            if got == 0:
-                raise DataError(f"{self.path}: the file ends at byte {position:,} (truncated while open?)")
-            view, position = view[got:], position + got
 
     @property
     def frames(self):
         """(N, 8, H, W, 3) uint8 on disk: a read-only memmap or h5py dataset (index with sorted ints)."""
         if self._closed:
             raise DataError(f"{self.path}: the store is closed")
-        if self.layout == "npy":
-            return self._memmap
-        if self._pid != os.getpid():  # forked child: never use the parent's HDF5 handle
-            self._h5 = _open_h5(self.path)
-            self._pid = os.getpid()
-        return self._h5["frames"]
+        return self._reader.frames
 
     def close(self) -> None:
-        if self._h5 is not None and self._pid == os.getpid():
-            self._h5.close()
-        if self._raw is not None:
-            self._raw.close()
+        self._reader.close()
         # The frame cache goes too: tf.data may keep this store alive after training (its reader is
         # registered with TensorFlow), and a benchmark trains one model after another in one process.
-        self._h5 = self._memmap = self._raw = self._cache = None
+        self._cache = None
         self._closed = True
 
     def __enter__(self):
@@ -228,19 +184,15 @@ class ClipStore:
             return self._cache[idx]  # fancy indexing copies: callers may write to the result
         unique, inverse = np.unique(idx, return_inverse=True)
         out = np.empty((len(unique),) + self._shape[1:], np.uint8)
-        frames = self.frames
+        if self._closed:
+            raise DataError(f"{self.path}: the store is closed")
         # Runs of consecutive indices: one read each (an unshuffled pass reads whole slices).
         breaks = np.nonzero(np.diff(unique) != 1)[0] + 1
         start = 0
         for run in np.split(unique, breaks) if unique.size else []:
             lo, hi = int(run[0]), int(run[-1]) + 1
             try:
-                if self.layout == "h5":
-                    frames.read_direct(out, np.s_[lo:hi], np.s_[start : start + hi - lo])
-                elif self._raw is not None:
-                    self._pread(out[start : start + hi - lo], lo)
-                else:
-                    out[start : start + hi - lo] = frames[lo:hi]
+                self._reader.read_run(out[start : start + hi - lo], lo)
             except OSError as e:
                 clips = f"clip {lo}" if hi == lo + 1 else f"clips {lo}..{hi - 1}"
                 raise DataError(f"{self.path}: cannot read {clips}, the file is corrupt ({e})") from None
@@ -307,100 +259,35 @@ def open_split(data_dir: str | os.PathLike, split: str, units: str = "m") -> Cli
     units: the unit of the stored labels, "m" or "mm" (converted to metres). Raises DataError naming
     the file and the problem; see docs/data.md for every rule. Close the store (or use `with`) when done.
     """
-    _check_units(units)
+    check_units(units)
     data_dir = Path(data_dir)
     if not data_dir.exists():
         raise DataError(f"{data_dir}: no such folder")
     if not data_dir.is_dir():
         raise DataError(f"{data_dir}: not a folder (give the folder that holds the dataset files)")
     h5_path = data_dir / f"{split}.h5"
-    frames_path, joints_path = (data_dir / name for name in _npy_names(split))
+    frames_path, joints_path = (data_dir / name for name in npy_names(split))
     notes = []
     if h5_path.is_file():
         if frames_path.exists() or joints_path.exists():
             notes.append(f"{frames_path.name} is also present; using {h5_path.name} (HDF5 is preferred)")
-        store = _open_h5_split(data_dir, split, units, h5_path, notes)
+        store = ClipStore(data_dir, split, units, H5Frames.open(h5_path, split, units), notes)
     elif frames_path.exists() or joints_path.exists():
         for present, missing in ((frames_path, joints_path), (joints_path, frames_path)):
             if not missing.exists():
                 raise DataError(f"{missing}: file not found (needed next to {present.name})")
-        store = _open_npy_split(data_dir, split, units, frames_path, joints_path, notes)
+        store = ClipStore(data_dir, split, units, NpyFrames.open(frames_path, joints_path, units), notes)
     else:
         entries = sorted(p.name for p in data_dir.iterdir() if not p.name.startswith("."))
         if not entries:
-            raise DataError(f"{data_dir}: empty folder; expected {_expected_files(split)}")
+            raise DataError(f"{data_dir}: empty folder; expected {expected_files(split)}")
         shown = ", ".join(entries[:8]) + (f", +{len(entries) - 8} more" if len(entries) > 8 else "")
         raise DataError(
-            f"{data_dir}: no '{split}' split here; expected {_expected_files(split)} (found: {shown})"
+            f"{data_dir}: no '{split}' split here; expected {expected_files(split)} (found: {shown})"
         )
     for message in store.warnings:
         warnings.warn(message, DataWarning, stacklevel=2)
     return store
-
-
-def _check_count(where: Path, frames_name: str, n_frames: int, joints_name: str, n_joints: int) -> None:
-    if n_frames != n_joints:
-        raise DataError(
-            f"{where}: frames and labels have different clip counts: {frames_name} has {n_frames} clips, "
-            f"{joints_name} has {n_joints}"
-        )
-    if n_frames == 0:
-        raise DataError(f"{where}: {frames_name} holds no clips")
-
-
-def _open_npy_split(data_dir, split, units, frames_path, joints_path, notes) -> ClipStore:
-    f_shape, f_dtype, fortran, offset, frames = _open_npy(frames_path)
-    _check_frames(frames_path, f_shape, f_dtype)
-    j_shape, j_dtype, _, _, raw = _open_npy(joints_path)
-    _check_joints_header(joints_path, j_shape, j_dtype)
-    _check_count(frames_path.parent, frames_path.name, f_shape[0], joints_path.name, j_shape[0])
-    joints, warns = _load_joints(joints_path, raw, units)
-    del raw  # the labels are in memory now; drop their mapping
-    store = ClipStore(data_dir, split, units, "npy", (frames_path, joints_path), joints, f_shape, {}, {},
-                      notes, warns)
-    store._attach(frames, None if fortran else offset)  # Fortran order: clips are not contiguous
-    return store
-
-
-def _open_h5_split(data_dir, split, units, path, notes) -> ClipStore:
-    h5 = _open_h5(path)
-    try:
-        frames = _h5_dataset(h5, path, "frames")
-        raw = _h5_dataset(h5, path, "joints")
-        _check_frames(path, frames.shape, frames.dtype)
-        _check_joints_header(path, raw.shape, raw.dtype)
-        _check_count(path, "'frames'", frames.shape[0], "'joints'", raw.shape[0])
-        attrs = {k: _decode(v) for k, v in h5.attrs.items()}
-        declared = attrs.get("units")
-        if declared is not None and declared not in UNITS:
-            raise DataError(f"{path}: the file declares units {declared!r}; expected one of m, mm")
-        if declared is not None and declared != units:
-            raise DataError(f"{path}: the file declares units {declared!r} but --units {units} was given; "
-                            f"pass --units {declared}")
-        names = attrs.get("joint_names")
-        if names is not None and tuple(names) != JOINT_NAMES:
-            raise DataError(f"{path}: joint_names {_first_difference(names, JOINT_NAMES)} (Human3.6M order, "
-                            "see pose_utils.skeleton)")
-        joints, warns = _load_joints(path, raw, units)
-        meta = _read_meta(h5, path, frames.shape[0])
-        if attrs.get("split", split) != split:
-            warns.append(f"{path.name}: the file says it is the {attrs['split']!r} split")
-        store = ClipStore(data_dir, split, units, "h5", (path,), joints, frames.shape, meta, attrs, notes,
-                          warns)
-        store._attach(h5)
-        # Reading the first and last clip finds a damaged chunk index before training starts (2 chunks).
-        store.read_frames([0, len(store) - 1])
-        return store
-    except BaseException:
-        h5.close()
-        raise
-
-
-def _first_difference(names, expected) -> str:
-    for i, (got, want) in enumerate(zip(names, expected, strict=False)):
-        if got != want:
-            return f"has {got!r} as joint {i}, expected {want!r}"
-    return f"lists {len(names)} joints, expected {len(expected)}"
 
 
 def validate_dir(data_dir: str | os.PathLike, units: str = "m") -> str:

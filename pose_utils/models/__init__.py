@@ -17,8 +17,8 @@ import importlib
 import inspect
 from dataclasses import dataclass
 
-from ..errors import ConfigError
-from ..skeleton import NUM_FRAMES
+from pose_utils.errors import ConfigError
+from pose_utils.skeleton import NUM_FRAMES
 
 
 @dataclass(frozen=True)

@@ -37,10 +37,10 @@ are float32 so they stay exact under mixed precision.
 
 from __future__ import annotations
 
-from ..errors import ConfigError
-from ..skeleton import NUM_FRAMES
-from .layers import ClipChannelShuffle, ClipColorJitter, ClipZoom
-from .seed import pose_head
+from pose_utils.errors import ConfigError
+from pose_utils.models.layers import ClipChannelShuffle, ClipColorJitter, ClipZoom
+from pose_utils.models.seed import pose_head
+from pose_utils.skeleton import NUM_FRAMES
 
 # Backbone layout. From S×S input the stem (stride 2) and four 2×2 pools take the map to S/32 (7×7 at
 # 224); the early stride is what keeps the first convolution cheap (1/4 of the seed's positions).

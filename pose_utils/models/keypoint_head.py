@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import keras
 
-from ..errors import ConfigError
-from ..skeleton import NUM_JOINTS
-from .layers import ClipZoom, SpatialSoftArgmax, ViewToFrame
+from pose_utils.errors import ConfigError
+from pose_utils.models.layers import ClipZoom, SpatialSoftArgmax, ViewToFrame
+from pose_utils.skeleton import NUM_JOINTS
 
 # The backbone block whose maps the keypoint head reads: 14x14 at 224 with input_pool 2, fine enough to
 # place a joint within a few pixels and early enough that the 2-D signal shapes most of the backbone

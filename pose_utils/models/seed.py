@@ -14,8 +14,8 @@ computed in an order that reads its 310 MB input kernel once per step instead of
 
 from __future__ import annotations
 
-from ..errors import ConfigError
-from ..skeleton import NUM_FRAMES, NUM_JOINTS
+from pose_utils.errors import ConfigError
+from pose_utils.skeleton import NUM_FRAMES, NUM_JOINTS
 
 # Seed architecture constants from the report.
 SEED_FILTERS = 32
@@ -43,7 +43,7 @@ def seed_stack(frames: int, frame_size: int, head: str | None, name: str):
     ### BEGIN SOLUTION (notebooks/02_model.ipynb)
     from keras import layers
 
-    from .layers import BatchedLSTM
+    from pose_utils.models.layers import BatchedLSTM
 
     x = layers.Conv3D(SEED_FILTERS, (1, SEED_KERNEL, SEED_KERNEL), activation="relu", name="conv")(inputs)
     x = layers.MaxPool3D(pool_size=SEED_POOL, strides=SEED_POOL, name="pool")(x)
@@ -66,7 +66,7 @@ def pose_head(x, frames: int, activation: str | None = None):
 
 def build_seed(frames: int = NUM_FRAMES, frame_size: int = 224):
     """The report's dynamic regression model, layer for layer, as the report describes it: a sigmoid
-    head, trained on min-max scaled targets (`transforms.fit_transform("minmax", ...)`)."""
+    head, trained on min-max scaled targets (`targets.fit_transform("minmax", ...)`)."""
     return seed_stack(frames, frame_size, "sigmoid", "seed")
 
 
@@ -81,7 +81,7 @@ def build_seed_tanh(frames: int = NUM_FRAMES, frame_size: int = 224):
 def build_seed_linear(frames: int = NUM_FRAMES, frame_size: int = 224):
     """The report's model with its sigmoid head replaced by a linear one; nothing else changes.
 
-    Targets are standardised per joint coordinate (`transforms.fit_transform("standard", ...)`), so
+    Targets are standardised per joint coordinate (`targets.fit_transform("standard", ...)`), so
     negative root-relative coordinates and the pelvis's exact 0 are reachable and no output saturates.
     Same shapes and parameter count as the seed.
     """

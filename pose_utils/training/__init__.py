@@ -8,8 +8,8 @@ and calls it (`loop.py`), the run folder and its checkpoints (`runfolder.py`), d
 
 from __future__ import annotations
 
-from .config import HISTORY_KEYS, KEYPOINT_HISTORY_KEY, TrainConfig
-from .runfolder import read_mean_pose, run_finished
+from pose_utils.training.config import HISTORY_KEYS, KEYPOINT_HISTORY_KEY, TrainConfig
+from pose_utils.training.runfolder import read_mean_pose, run_finished
 
 __all__ = ["HISTORY_KEYS", "KEYPOINT_HISTORY_KEY", "TrainConfig", "main", "read_mean_pose", "run_finished",
            "train"]
@@ -17,7 +17,7 @@ __all__ = ["HISTORY_KEYS", "KEYPOINT_HISTORY_KEY", "TrainConfig", "main", "read_
 
 def __getattr__(name: str):
     if name in ("train", "main"):
-        from . import loop
+        from pose_utils.training import loop
 
         return getattr(loop, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

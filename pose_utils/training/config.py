@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..errors import ConfigError
+from pose_utils.errors import ConfigError
 
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 STRATEGIES = ("default", "mirrored", "multiworker")
@@ -80,8 +80,8 @@ class TrainConfig:
 
     def validate(self) -> None:
         """Raise ConfigError naming the first bad value."""
-        from ..models import model_spec
-        from ..transforms import KINDS
+        from pose_utils.models import model_spec
+        from pose_utils.targets import KINDS
 
         def positive_int(name, optional=False):
             value = getattr(self, name)
@@ -151,7 +151,7 @@ class TrainConfig:
 
     @property
     def transform_kind(self) -> str:
-        from ..models import model_spec
+        from pose_utils.models import model_spec
 
         return self.target_transform or model_spec(self.model).target_transform
 

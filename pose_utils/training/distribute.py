@@ -12,7 +12,7 @@ import contextlib
 import warnings
 from pathlib import Path
 
-from ..errors import ConfigError
+from pose_utils.errors import ConfigError
 
 
 def configure_cpu_replicas(n: int) -> None:

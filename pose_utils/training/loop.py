@@ -30,22 +30,29 @@ import numpy as np
 import tensorflow as tf
 from tqdm.auto import tqdm
 
-from .. import tf_metrics
-from ..data import open_split, subset, tf_dataset
-from ..errors import ConfigError, DataError, TrainingError
-from ..fileio import atomic_path, write_json
-from ..transforms import fit_transform, load_transform, save_transform
-from .config import COSINE_FLOOR, HISTORY_KEYS, KEYPOINT_HISTORY_KEY, TrainConfig, given_flags
-from .distribute import check_precision_support, is_chief, make_strategy, precision_policy
-from .runfolder import (
-    Checkpoints,
+from pose_utils import tf_metrics
+from pose_utils.data import open_split, subset, tf_dataset
+from pose_utils.errors import ConfigError, DataError, TrainingError
+from pose_utils.fileio import atomic_path, write_json
+from pose_utils.targets import fit_transform, load_transform, save_transform
+from pose_utils.training.checkpoints import Checkpoints
+from pose_utils.training.config import (
+    COSINE_FLOOR,
+    HISTORY_KEYS,
+    KEYPOINT_HISTORY_KEY,
+    TrainConfig,
+    given_flags,
+)
+from pose_utils.training.distribute import check_precision_support, is_chief, make_strategy, precision_policy
+from pose_utils.training.runfolder import (
+    TENSORBOARD_DIR,
     ProgressFile,
+    RunFolder,
     check_data_matches,
-    read_config,
     resolve_config,
     write_mean_pose,
 )
-from .step import train_step
+from pose_utils.training.step import train_step
 
 
 def learning_rate(config: TrainConfig, steps_per_epoch: int):
@@ -69,9 +76,9 @@ class Trainer:
     def __init__(self, config: TrainConfig, strategy, frame_size: int, transform, steps_per_epoch: int):
         import keras
 
-        from ..models import build_model
-        from ..models.keypoint_head import keypoint_model
-        from .fused import FusedAdam, fused_adam_serves
+        from pose_utils.models import build_model
+        from pose_utils.models.keypoint_head import keypoint_model
+        from pose_utils.training.fused import FusedAdam, fused_adam_serves
 
         self.config, self.strategy, self.transform = config, strategy, transform
         self.steps_per_epoch = steps_per_epoch
@@ -223,6 +230,7 @@ def train(
     loss becomes non-finite (the last good checkpoint stays).
     """
     run_dir = Path(run_dir)
+    folder = RunFolder(run_dir)
     config = resolve_config(run_dir, config, resume)
 
     with contextlib.ExitStack() as stack:
@@ -259,19 +267,19 @@ def train(
             "units": config.units,
             "layout": train_store.layout,
         }
-        started = (run_dir / "data.json").is_file() and resume
+        started = folder.data_file.is_file() and resume
         if started:
             check_data_matches(run_dir, info)
-            transform = load_transform(run_dir / "target_transform.json")
+            transform = load_transform(folder.transform_file)
         else:
             transform = fit_transform(config.transform_kind, train_store.joints[train_idx])
             if chief:
-                write_json(run_dir / "config.json", config.to_dict())
-                write_json(run_dir / "data.json", info)
-                save_transform(run_dir / "target_transform.json", transform)
-                write_mean_pose(run_dir / "mean_pose.json", train_store.joints[train_idx])
+                write_json(folder.config_file, config.to_dict())
+                write_json(folder.data_file, info)
+                save_transform(folder.transform_file, transform)
+                write_mean_pose(folder.mean_pose_file, train_store.joints[train_idx])
         if chief and resume:
-            write_json(run_dir / "config.json", config.to_dict())  # epochs may have grown
+            write_json(folder.config_file, config.to_dict())  # epochs may have grown
 
         trainer = Trainer(config, strategy, frame_size, transform,
                            steps_per_epoch=math.ceil(len(train_idx) / config.batch_size))
@@ -284,15 +292,15 @@ def train(
         checkpoints.remove_stale(keep=record["prefix"] if record else None)
         if start < config.epochs and chief:
             with contextlib.suppress(FileNotFoundError):
-                (run_dir / "model.keras").unlink()  # stale until this run finishes
+                folder.model_file.unlink()  # stale until this run finishes
         splits = (train_store, train_idx, valid_store, valid_idx)
         return _fit(trainer, checkpoints, splits, history, start, run_dir, progress)
 
 
 def _fit(trainer, checkpoints, splits, history: dict, start: int, run_dir: Path, progress: bool) -> dict:
     """Epochs start+1..config.epochs: train, validate, checkpoint, log. Returns the history."""
-    config, chief = trainer.config, checkpoints.chief
-    writer = tf.summary.create_file_writer(str(run_dir / "tb")) if chief else None
+    config, chief, folder = trainer.config, checkpoints.chief, RunFolder(run_dir)
+    writer = tf.summary.create_file_writer(str(run_dir / TENSORBOARD_DIR)) if chief else None
     steps, val_steps = trainer.steps_per_epoch, trainer.eval_batches(splits[3])
     tracker = ProgressFile(run_dir, config.epochs, enabled=chief)
     # Two bars for the whole run, reset each epoch rather than closed: a closed notebook bar leaves a
@@ -313,9 +321,9 @@ def _fit(trainer, checkpoints, splits, history: dict, start: int, run_dir: Path,
         checkpoints.wait()
     tracker.update(config.epochs, "done", 0, 0, force=True)
     if chief:
-        write_json(run_dir / "history.json", history)
-        if start < config.epochs or not (run_dir / "model.keras").is_file():
-            with atomic_path(run_dir / "model.keras") as tmp:
+        write_json(folder.history_file, history)
+        if start < config.epochs or not folder.has_model():
+            with atomic_path(folder.model_file) as tmp:
                 trainer.model.save(tmp)
     return history
 
@@ -370,7 +378,7 @@ def _epoch(trainer, splits, epoch: int, bars, tracker, run_dir: Path):
 def _log_epoch(trainer, checkpoints, history: dict, row: dict, totals, epoch: int, writer,
                progress: bool) -> dict:
     """Append the epoch's row to the history; checkpoint; write history.json and TensorBoard; print."""
-    config, run_dir = trainer.config, checkpoints.run_dir
+    config, folder = trainer.config, RunFolder(checkpoints.run_dir)
     trainer.epoch.assign(epoch + 1)
     for key in HISTORY_KEYS:
         history[key].append(float(row[key]))
@@ -379,7 +387,7 @@ def _log_epoch(trainer, checkpoints, history: dict, row: dict, totals, epoch: in
     # Checkpoint first, history second: the pointer file carries the history too, so a kill in
     # between loses nothing and resume rewrites history.json from it. In the background where it can be.
     snapshot = {k: list(v) for k, v in history.items()}
-    checkpoints.save(epoch + 1, history, after=lambda: write_json(run_dir / "history.json", snapshot))
+    checkpoints.save(epoch + 1, history, after=lambda: write_json(folder.history_file, snapshot))
     if checkpoints.chief:
         with writer.as_default(step=epoch + 1):
             for key in ("train_loss", "val_loss", "train_mpjpe", "val_mpjpe", "clips_per_second"):
@@ -415,8 +423,8 @@ def main(args) -> int:
     """`python -m pose_utils train ...`: flags left out keep the defaults (with --resume: the saved run's)."""
     given = given_flags(args)
     run_dir = Path(args.out)
-    if args.resume and (run_dir / "config.json").is_file():
-        config = read_config(run_dir).replace(**given)
+    if args.resume and RunFolder(run_dir).is_run():
+        config = RunFolder(run_dir).read_config().replace(**given)
     else:
         config = TrainConfig.from_dict(given)
     history = train(args.data, run_dir, config, resume=args.resume, progress=True)

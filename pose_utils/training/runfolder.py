@@ -12,49 +12,125 @@
     model.keras            the final model (Keras format, loads in safe mode)
     tb/                    TensorBoard scalars
 
-Everything is written atomically, and the checkpoint before the pointer that names it, so a kill at any
-moment leaves the last good state. `tf.train.CheckpointManager` was weighed against `Checkpoints`: its
-index file (`checkpoint`) cannot carry the history, so a resume would need a second file written after
-it and a kill between the two would leave them disagreeing; one pointer holding both is simpler.
+Everything is written atomically, and the checkpoint before the pointer that names it (checkpoints.py),
+so a kill at any moment leaves the last good state.
+
+This module is the one home of the run folder: its file names (the constants below), reading it back,
+and the questions asked of it: is this a run (`RunFolder.is_run`), is it finished (`finished`), was it
+trained with these settings and on that data (`matches`), and may a run of this configuration reuse,
+resume or restart it (`state`). Training, evaluation, notebook 05's sweep and the model comparison all ask
+here.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 import time
 from pathlib import Path
 
 import numpy as np
 
-from ..baseline import mean_pose
-from ..errors import ConfigError, DataError, PoseUtilsError
-from ..fileio import read_json, write_json
-from ..skeleton import JOINT_NAMES
-from .config import RESUMABLE_CHANGES, TrainConfig
+from pose_utils.baseline import mean_pose
+from pose_utils.errors import ConfigError, DataError, PoseUtilsError
+from pose_utils.fileio import read_json, write_json
+from pose_utils.skeleton import JOINT_NAMES
+from pose_utils.training.config import RESUMABLE_CHANGES, TrainConfig
 
+CONFIG_FILE = "config.json"
+DATA_FILE = "data.json"
+TRANSFORM_FILE = "target_transform.json"
+MEAN_POSE_FILE = "mean_pose.json"
+CHECKPOINT_FILE = "checkpoint.json"
+CHECKPOINTS_DIR = "checkpoints"
+HISTORY_FILE = "history.json"
 PROGRESS_FILE = "progress.json"
+MODEL_FILE = "model.keras"
+TENSORBOARD_DIR = "tb"
 
 
-def _copy_keras_variables_in_place() -> None:
-    """Let TensorFlow's asynchronous checkpoint copy Keras 3 variables more than once.
+class RunFolder:
+    """A run folder by its path: where each file is, what it holds, and what state the run is in."""
 
-    Its copy to host memory calls each trackable's `_copy_trackable_to_cpu` inside a tf.function; Keras 3's
-    variable makes a new tf.Variable there on every call, which a tf.function allows on the first call
-    only (the second asynchronous write of a run fails: "tf.function only supports singleton
-    tf.Variables"). The copy of the wrapped tf.Variable is the copy of the Keras variable: the same value,
-    kept up to date by TensorFlow's own in-place copy."""
-    from keras.src.backend.tensorflow.core import Variable
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        self.config_file = self.path / CONFIG_FILE
+        self.data_file = self.path / DATA_FILE
+        self.transform_file = self.path / TRANSFORM_FILE
+        self.mean_pose_file = self.path / MEAN_POSE_FILE
+        self.checkpoint_file = self.path / CHECKPOINT_FILE
+        self.history_file = self.path / HISTORY_FILE
+        self.progress_file = self.path / PROGRESS_FILE
+        self.model_file = self.path / MODEL_FILE
 
-    if getattr(Variable._copy_trackable_to_cpu, "in_place", False):
-        return
+    def __repr__(self) -> str:
+        return f"RunFolder({str(self.path)!r})"
 
-    def copy_in_place(self, object_map):
-        self.value._copy_trackable_to_cpu(object_map)
-        object_map[self] = object_map[self.value]
+    def is_run(self) -> bool:
+        """Whether a run has started here (it writes config.json first)."""
+        return self.config_file.is_file()
 
-    copy_in_place.in_place = True
-    Variable._copy_trackable_to_cpu = copy_in_place
+    def has_model(self) -> bool:
+        """Whether the final model is saved (model.keras)."""
+        return self.model_file.is_file()
+
+    def has_checkpoint(self) -> bool:
+        return self.checkpoint_file.is_file()
+
+    def read_config(self) -> TrainConfig:
+        try:
+            return TrainConfig.from_dict(read_json(self.config_file))
+        except ConfigError as e:
+            raise ConfigError(f"{self.config_file}: {e}") from None
+
+    def read_data(self) -> dict:
+        """What the run was trained on: frame_shape, train_clips, valid_clips, data_dir, units."""
+        return read_json(self.data_file)
+
+    def read_history(self) -> dict:
+        return read_json(self.history_file)
+
+    def checkpointed_epochs(self) -> int:
+        """The epochs the last good checkpoint holds (0 without one)."""
+        return int(read_json(self.checkpoint_file)["epoch"]) if self.has_checkpoint() else 0
+
+    def finished(self, epochs: int | None = None) -> bool:
+        """True when the run is finished: model.keras saved after `epochs` epochs (default: the epochs of
+        its config.json). Unreadable or missing files mean not finished."""
+        try:
+            wanted = epochs if epochs is not None else read_json(self.config_file)["epochs"]
+            history = self.read_history()
+        except (PoseUtilsError, KeyError, TypeError):
+            return False
+        return self.has_model() and len(history.get("val_mpjpe", [])) == wanted
+
+    def matches(self, settings: dict) -> bool:
+        """Whether the saved config.json agrees with every key of `settings` it holds and, when settings
+        name a data_dir, the run trained on that folder. Unreadable files mean no."""
+        try:
+            config = read_json(self.config_file)
+            trained_on = self.read_data().get("data_dir") if "data_dir" in settings else None
+        except PoseUtilsError:
+            return False
+        same = all(config.get(k) == v for k, v in settings.items() if k in config)
+        if "data_dir" in settings:
+            same = same and trained_on == str(Path(settings["data_dir"]).resolve())
+        return same
+
+    def state(self, config: TrainConfig, may_differ=()) -> str:
+        """What a run of `config` can do with this folder: "new" (no run here), "done" (finished with this
+        config), "resume" (a checkpoint of it), "restart" (started, no checkpoint yet). A run of another
+        configuration (keys outside `may_differ` differ) is a ConfigError: it is never overwritten."""
+        if not self.is_run():
+            return "new"
+        # Through TrainConfig, so a run saved before a config key existed reads as that key's default.
+        saved = self.read_config().to_dict()
+        if any(saved[k] != v for k, v in config.to_dict().items() if k not in may_differ):
+            raise ConfigError(
+                f"{self.path} holds a run with another configuration; delete it or choose another folder"
+            )
+        if self.finished(config.epochs):
+            return "done"
+        return "resume" if self.has_checkpoint() else "restart"
 
 
 class ProgressFile:
@@ -82,18 +158,12 @@ def read_progress(run_dir: str | os.PathLike) -> dict | None:
         return None
 
 
-def read_config(run_dir: Path) -> TrainConfig:
-    try:
-        return TrainConfig.from_dict(read_json(run_dir / "config.json"))
-    except ConfigError as e:
-        raise ConfigError(f"{run_dir / 'config.json'}: {e}") from None
-
-
 def resolve_config(run_dir: Path, config, resume: bool) -> TrainConfig:
     """The config to train with: given, saved, or saved + given with only RESUMABLE_CHANGES differing."""
     if isinstance(config, dict):
         config = TrainConfig.from_dict(config)
-    has_checkpoint = (run_dir / "checkpoint.json").is_file()
+    folder = RunFolder(run_dir)
+    has_checkpoint = folder.has_checkpoint()
     if not resume:
         if has_checkpoint:
             raise ConfigError(
@@ -101,11 +171,11 @@ def resolve_config(run_dir: Path, config, resume: bool) -> TrainConfig:
                 "it, or choose another output folder"
             )
         return config or TrainConfig()
-    if not (run_dir / "config.json").is_file():
-        raise ConfigError(f"nothing to resume in {run_dir}: no config.json (start it without --resume)")
-    saved = read_config(run_dir)
+    if not folder.is_run():
+        raise ConfigError(f"nothing to resume in {run_dir}: no {CONFIG_FILE} (start it without --resume)")
+    saved = folder.read_config()
     if has_checkpoint:
-        done = read_json(run_dir / "checkpoint.json")["epoch"]
+        done = folder.checkpointed_epochs()
         wanted = (config or saved).epochs
         if wanted < done:
             raise ConfigError(
@@ -124,7 +194,7 @@ def resolve_config(run_dir: Path, config, resume: bool) -> TrainConfig:
 
 
 def check_data_matches(run_dir: Path, info: dict) -> None:
-    saved = read_json(run_dir / "data.json")
+    saved = RunFolder(run_dir).read_data()
     if list(saved["frame_shape"]) != list(info["frame_shape"]):
         (h, w), (sh, sw) = info["frame_shape"], saved["frame_shape"]
         raise DataError(
@@ -144,7 +214,7 @@ def write_mean_pose(path: Path, joints: np.ndarray) -> None:
 
 def read_mean_pose(run_dir: str | os.PathLike) -> np.ndarray:
     """The run's mean training pose, (17, 3) metres."""
-    path = Path(run_dir) / "mean_pose.json"
+    path = RunFolder(run_dir).mean_pose_file
     pose = np.asarray(read_json(path).get("mean_pose"), dtype=np.float64)
     if pose.shape != (len(JOINT_NAMES), 3):
         raise DataError(f"{path}: mean_pose has shape {pose.shape}, expected (17, 3)")
@@ -152,107 +222,5 @@ def read_mean_pose(run_dir: str | os.PathLike) -> np.ndarray:
 
 
 def run_finished(run_dir, epochs: int | None = None) -> bool:
-    """True when RUN_DIR holds a finished run: model.keras saved after `epochs` epochs (default: the
-    epochs of its config.json). Unreadable or missing files mean not finished."""
-    run_dir = Path(run_dir)
-    try:
-        wanted = epochs if epochs is not None else read_json(run_dir / "config.json")["epochs"]
-        history = read_json(run_dir / "history.json")
-    except (PoseUtilsError, KeyError, TypeError):
-        return False
-    return (run_dir / "model.keras").is_file() and len(history.get("val_mpjpe", [])) == wanted
-
-
-class Checkpoints:
-    """checkpoints/ckpt-E.* plus checkpoint.json pointing at the last complete one (written after it).
-
-    background=True: `save` copies the variables and returns; TensorFlow's asynchronous checkpointing
-    writes them while the next epoch trains, and a thread of ours then writes the pointer (and whatever
-    `after` writes, history.json) once the files are complete. So the order on disk stays checkpoint,
-    pointer, history, and a kill before the write ends leaves the previous epoch's state. `wait` joins
-    the pending write (and raises its error); `train` calls it before it writes anything else and before
-    it reports an error. The engine writes in the background on one replica only (the chief of several
-    workers writes in step with them)."""
-
-    def __init__(self, run_dir: Path, checkpoint, chief: bool, background: bool = False):
-        self.run_dir, self.checkpoint, self.chief = run_dir, checkpoint, chief
-        self.pointer = run_dir / "checkpoint.json"
-        self.background = background and chief
-        self._pending = None
-        self._error: BaseException | None = None
-        if self.background:
-            _copy_keras_variables_in_place()
-
-    def restore(self) -> dict | None:
-        """Load the last good checkpoint; return its pointer record (epoch, history) or None."""
-        if not self.pointer.is_file():
-            return None
-        record = read_json(self.pointer)
-        prefix = self.run_dir / record["prefix"]
-        try:
-            status = self.checkpoint.read(str(prefix))
-            status.assert_existing_objects_matched()
-            status.expect_partial()  # an asynchronous write also stores its save counter, unused here
-        except (ValueError, AssertionError, OSError) as e:  # tf raises NotFoundError (an OSError) too
-            raise DataError(f"{prefix}: cannot restore the checkpoint ({e})") from None
-        return record
-
-    def save(self, epoch: int, history: dict, after=None) -> None:
-        """Checkpoint epoch `epoch`, then the pointer (with `history`), then call `after()`."""
-        import shutil
-        import tempfile
-        import threading
-
-        import tensorflow as tf
-
-        history = {k: list(v) for k, v in history.items()}  # as it is now: the caller goes on appending
-        if not self.chief:  # every worker must take part in writing; only the chief keeps it
-            tmp = Path(tempfile.mkdtemp(prefix="pose_utils_worker_ckpt_"))
-            self.checkpoint.write(str(tmp / "ckpt"))
-            shutil.rmtree(tmp, ignore_errors=True)
-            return
-        prefix = f"checkpoints/ckpt-{epoch}"
-
-        def finish():
-            write_json(self.pointer, {"epoch": epoch, "prefix": prefix, "history": history})
-            self.remove_stale(keep=prefix)
-            if after is not None:
-                after()
-
-        if not self.background:
-            self.checkpoint.write(str(self.run_dir / prefix))
-            finish()
-            return
-        self.wait()
-        options = tf.train.CheckpointOptions(experimental_enable_async_checkpoint=True)
-        self.checkpoint.write(str(self.run_dir / prefix), options=options)
-
-        def complete():
-            try:
-                self.checkpoint.sync()
-                finish()
-            except BaseException as e:  # raised in the training thread by `wait`
-                self._error = e
-
-        self._pending = threading.Thread(target=complete, name="checkpoint-writer", daemon=True)
-        self._pending.start()
-
-    def wait(self) -> None:
-        """Block until the checkpoint being written in the background is complete; raise its error."""
-        if self._pending is not None:
-            self._pending.join()
-            self._pending = None
-        if self._error is not None:
-            error, self._error = self._error, None
-            raise error
-
-    def remove_stale(self, keep: str | None) -> None:
-        """Delete checkpoint files other than `keep` (older epochs, or ones a kill left half-written)."""
-        folder = self.run_dir / "checkpoints"
-        if not self.chief or not folder.is_dir():
-            return
-        keep_name = Path(keep).name if keep else None
-        for path in folder.iterdir():
-            if path.name.split(".")[0] != keep_name:
-                with contextlib.suppress(OSError):
-                    path.unlink()
+    """True when RUN_DIR holds a finished run (`RunFolder.finished`)."""
+    return RunFolder(run_dir).finished(epochs)

@@ -1,0 +1,121 @@
+"""The assignment end to end on this repository's own notebooks: release it, fill the exercises back in
+(full marks), leave them blank (no public point), and seed the mistakes students make: each costs exactly
+the checks that name it. Graded for real (nbval in the bubblewrap sandbox), checks only."""
+
+import csv
+import shutil
+from pathlib import Path
+
+import pytest
+
+from pose_course.instructor import release as rel
+from pose_course.instructor.grading.grade import grade, grading_parameters
+
+ROOT = Path(__file__).resolve().parents[3]
+
+# mistake -> (file, the solution's text, the mistaken text), and the checks that must catch it.
+SEEDED = {
+    "pool_halves_frames": ("pose_utils/models/seed.py", "MaxPool3D(pool_size=SEED_POOL, strides=SEED_POOL",
+                           "MaxPool3D(pool_size=(2, 2, 2), strides=(2, 2, 2)",
+                           {"seed_layers", "seed_layers_hidden"}),
+    "no_sigmoid": ("pose_utils/models/seed.py", 'seed_stack(frames, frame_size, "sigmoid", "seed")',
+                   'seed_stack(frames, frame_size, None, "seed")', {"seed_layers", "seed_outputs"}),
+    "loss_summed": ("pose_utils/metrics.py", "return float(np.mean((y_true - y_pred) ** 2))",
+                    "return float(np.sum((y_true - y_pred) ** 2))", {"mse_loss", "metrics_hidden"}),
+    "mpjpe_without_sqrt": ("pose_utils/metrics.py", "return np.sqrt(np.sum((y_pred - y_true) ** 2, axis=-1))",
+                           "return np.sum((y_pred - y_true) ** 2, axis=-1)",
+                           {"mpjpe", "per_joint_mpjpe", "metrics_hidden"}),
+    "per_joint_wrong_axis": ("pose_utils/metrics.py", ".reshape(-1, NUM_JOINTS).mean(axis=0)",
+                             ".reshape(-1, NUM_JOINTS).mean(axis=1)", {"per_joint_mpjpe", "metrics_hidden"}),
+    "tf_loss_summed": ("pose_utils/tf_metrics.py", "tf.reduce_mean(tf.square(y_pred - y_true), axis=[1, 2",
+                       "tf.reduce_sum(tf.square(y_pred - y_true), axis=[1, 2",
+                       {"tf_metrics", "tf_metrics_hidden"}),
+    "gradients_never_applied": ("pose_utils/training/step.py", "    optimizer.apply(grads, variables)\n", "",
+                                {"train_step", "overfit", "train_step_hidden"}),
+    "gradient_wrong_sign": ("pose_utils/training/step.py", "optimizer.apply(grads, variables)",
+                            "optimizer.apply([-g for g in grads], variables)",
+                            {"train_step", "overfit", "train_step_hidden"}),
+    "inference_mode": ("pose_utils/training/step.py", "model(x, training=True)", "model(x)",
+                       {"train_step_modes"}),
+    "every_variable": ("pose_utils/training/step.py", "variables = model.trainable_variables",
+                       "variables = model.variables", {"train_step_modes"}),
+}
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory):
+    base = tmp_path_factory.mktemp("assignment")
+    blank = base / "submissions" / "blank"
+    result = rel.release(ROOT, blank)
+    complete = base / "submissions" / "complete"
+    shutil.copytree(blank, complete)
+    for name in sorted({ex.path for ex in result["exercises"]}):  # the round trip: fill back from here
+        instructor = rel.strip_hidden((ROOT / name).read_text(), name)
+        (complete / name).write_text(rel.fill_solutions((complete / name).read_text(), instructor, name))
+    for mistake, (name, right, wrong, _) in SEEDED.items():
+        folder = base / "submissions" / mistake
+        shutil.copytree(complete, folder)
+        text = (folder / name).read_text()
+        assert text.count(right) == 1, (mistake, right)
+        (folder / name).write_text(text.replace(right, wrong))
+    out = base / "grades"
+    results = grade(sorted((base / "submissions").iterdir()), out, ROOT, jobs=2,
+                    parameters=grading_parameters(ROOT, out), execute_notebooks=False)
+    with open(out / "grades.csv", newline="") as f:
+        rows = {row["student"]: row for row in csv.DictReader(f)}
+    return results, rows, out
+
+
+@pytest.mark.slow
+def test_the_filled_release_earns_full_marks(graded):
+    results, rows, _ = graded
+    checks = [k for k in rows["complete"] if k not in ("student", "total", "status")]
+    assert len(checks) >= 10
+    assert all(float(rows["complete"][k]) > 0 for k in checks)
+    complete = next(r for r in results if r["name"] == "complete")
+    assert complete["total"] == complete["max"] > 0 and rows["complete"]["status"] == "ok"
+
+
+@pytest.mark.slow
+def test_the_blank_release_earns_nothing_and_says_what_to_write(graded):
+    _, rows, out = graded
+    assert float(rows["blank"]["total"]) == 0
+    feedback = (out / "blank" / "feedback.md").read_text()
+    assert "not written yet (Exercise: write seed_stack in pose_utils/models/seed.py" in feedback
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mistake", sorted(SEEDED))
+def test_each_seeded_mistake_loses_exactly_the_checks_that_name_it(graded, mistake):
+    _, rows, out = graded
+    full, row = rows["complete"], rows[mistake]
+    lost = {k for k in full if k not in ("student", "total", "status") and float(row[k]) < float(full[k])}
+    assert lost == SEEDED[mistake][3]
+    assert float(row["total"]) == float(full["total"]) - sum(float(full[k]) for k in lost)
+    assert all(float(row[k]) == 0 for k in lost)  # a check is all or nothing
+    feedback = (out / mistake / "feedback.md").read_text()
+    for check in lost:
+        assert f"### {check}" in feedback  # each failed check is explained (hidden ones by name only)
+
+
+@pytest.mark.slow
+def test_grades_do_not_depend_on_onednn_or_the_thread_count(graded, tmp_path, monkeypatch):
+    # the fixture graded with oneDNN on and both cores; again with oneDNN off on one core (TensorFlow
+    # sizes its thread pools by the CPUs it may use): printed numbers move in their last digits, which
+    # the checks' tolerance absorbs (pose_course.check_outputs)
+    import os
+
+    _, rows, out = graded
+    names = ["complete", "loss_summed"]
+    monkeypatch.setenv("TF_ENABLE_ONEDNN_OPTS", "0")
+    cpus = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {min(cpus)})
+    try:
+        again = grade([out.parent / "submissions" / n for n in names], tmp_path / "out", ROOT, jobs=1,
+                      parameters=grading_parameters(ROOT, out), execute_notebooks=False)
+    finally:
+        os.sched_setaffinity(0, cpus)
+    for r in again:
+        row = rows[r["name"]]
+        assert {gid: e["earned"] for gid, e in r["checks"].items()} == {
+            k: float(v) for k, v in row.items() if k not in ("student", "total", "status")}, r["name"]
