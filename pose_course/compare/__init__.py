@@ -17,17 +17,17 @@ was interrupted and resumed still reports the whole training time. Entries whose
 holds a finished run with the same configuration are not trained again: rerun the same command to
 resume after an interruption.
 
-    presets   the presets and recipes: which models, trained how, on which data
+    recipes   the presets and recipes: which models, trained how, on which data
     entries   one entry: the data rendered once, a model trained (or its run reused) and evaluated;
               the mean-pose baseline's entry
-    report    results.md and per_joint.png
+    summary   results.md and per_joint.png
     command   the whole comparison (`run_benchmark`) and the `benchmark` command (`main`)
 """
 
 from pose_course.compare.command import main, run_benchmark
 from pose_course.compare.entries import mean_pose_entry, render_data, run_entry, train_config
-from pose_course.compare.presets import BASELINE, PRESETS, SEED, Preset, Recipe, get_preset, recipe
-from pose_course.compare.report import markdown, plot_results, write_markdown
+from pose_course.compare.recipes import BASELINE, PRESETS, SEED, Preset, Recipe, get_preset, recipe
+from pose_course.compare.summary import markdown, plot_results, write_markdown
 from pose_utils.report import REPORT_PER_JOINT_MPJPE_MM
 
 __all__ = [

@@ -9,8 +9,8 @@ import time
 from pathlib import Path
 
 from pose_course.compare.entries import mean_pose_entry, render_data, run_entry
-from pose_course.compare.presets import BASELINE, Preset, get_preset
-from pose_course.compare.report import markdown, plot_results, write_markdown
+from pose_course.compare.recipes import BASELINE, Preset, get_preset
+from pose_course.compare.summary import markdown, plot_results, write_markdown
 from pose_utils.errors import DataError
 from pose_utils.fileio import write_json
 from pose_utils.report import REPORT_PER_JOINT_MPJPE_MM  # the report's per-joint table, joints 1..17

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pose_course.compare.presets import BASELINE, Preset, Recipe
+from pose_course.compare.recipes import BASELINE, Preset, Recipe
 from pose_utils.training.runfolder import RunFolder
 
 

@@ -4,6 +4,7 @@
     intake           step 1: a folder or a .zip brought in (what a course repository is, what is left out)
     untrusted        a submission's files on the grader's side: unzip, copy, read back, remove
     answer_key       the instructor's notebooks as the grader reads them: checks and written answers
+    results          what each step hands the next: small dataclasses; Result is a result.json
     runs             steps 2 and 4: the sandboxed runs (the instructor's checks, the student's notebooks)
     sandbox          bubblewrap and its limits
     host_identity    who a sandboxed run is on the host, and what that uid can reach

@@ -52,8 +52,9 @@ kernel starts; pytest's memory cannot be read by the kernels (it makes itself no
 
 The modules, each importing only those above it
 -----------------------------------------------
-- instructor: the instructor's notebooks read against this contract (Check, Answer, read_instructor);
-- intake: step 1;
+- answer_key: the instructor's notebooks read against this contract (Check, Answer, read_instructor);
+- intake (with untrusted): step 1;
+- results: what each step hands the next (ChecksRun, OwnRun, CheckScore, Answer, Problem, Result);
 - runs: steps 2 and 4, and what a batch's submissions share (Batch); plugin is the
   grader's side inside the sandbox, copied there as text and never imported;
 - scoring: step 3, and the written answers;
@@ -80,6 +81,7 @@ from pose_course.instructor.grading.answer_key import read_instructor
 from pose_course.instructor.grading.feedback import feedback, write_grades
 from pose_course.instructor.grading.host_identity import inside, unreadable
 from pose_course.instructor.grading.intake import DEFAULT_MAX_BYTES, stage, syntax_errors
+from pose_course.instructor.grading.results import Problem, Result
 from pose_course.instructor.grading.runs import Batch, one_line, run_checks, run_own_notebooks, write_helper
 from pose_course.instructor.grading.scoring import fmt, score, student_answers
 from pose_course.instructor.grading.untrusted import Rejected, remove_tree
@@ -114,71 +116,70 @@ def _reset(folder: Path) -> None:
     (folder / MARKER).write_text("written by python -m pose_utils grade; emptied when graded again\n")
 
 
-def grade_one(batch: Batch, name: str, source: Path) -> dict:
+def grade_one(batch: Batch, name: str, source: Path) -> Result:
     """Grade one submission into OUT/NAME/ (feedback.md, result.json, report.xml, logs/, executed/).
     Never raises for a bad submission: its problems become lines of the result."""
     folder = batch.out_dir / name
     tic = time.monotonic()
     deadline = tic + batch.limits.wall_seconds
-    result = {"name": name, "source": str(source), "problems": [], "checks": {}, "answers": {},
-              "notebooks": [], "runs": {}, "total": 0.0, "max": batch.instructor.max_points}
+    result = Result(name=name, source=str(source), max=batch.instructor.max_points)
+    problems = result.problems
     work = folder / "work"
     repo = None
     try:
         work.mkdir()
         repo, left_out = stage(source, work / "submission", batch.max_bytes)
         if left_out:
-            result["problems"].append(("symlinks", f"left out {len(left_out)} symbolic links or special "
-                                                   f"files (first: {left_out[0]})"))
+            problems.append(Problem("symlinks", f"left out {len(left_out)} symbolic links or special "
+                                                f"files (first: {left_out[0]})"))
         errors = syntax_errors(repo)
         if errors:
-            result["problems"].append(("syntax_error", f"syntax error: {errors[0]}" +
-                                       (f" (and {len(errors) - 1} more)" if len(errors) > 1 else "")))
+            problems.append(Problem("syntax_error", f"syntax error: {errors[0]}" +
+                                    (f" (and {len(errors) - 1} more)" if len(errors) > 1 else "")))
         missing = [n for n in batch.instructor.notebooks if not (repo / "notebooks" / n).is_file()]
         if missing:
-            result["problems"].append(("notebooks_missing", "deleted notebooks: " + ", ".join(
+            problems.append(Problem("notebooks_missing", "deleted notebooks: " + ", ".join(
                 f"notebooks/{n}" for n in missing) + " not in the submission (checks ran from the "
                 "instructor's copies; written answers in them are missing)"))
-        result["answers"] = student_answers(repo, batch.instructor)
+        result.answers = student_answers(repo, batch.instructor)
         if batch.instructor.checks:
             run = run_checks(batch, repo, work / "checks", folder, deadline)
-            if run["report"] is not None:
+            if run.report is not None:
                 with atomic_path(folder / "report.xml") as tmp:
-                    tmp.write_bytes(run["report"])
-            result["runs"]["checks"] = run["run"].to_dict()
-            result["checks"], problems = score(batch, run)
-            result["problems"] += problems
+                    tmp.write_bytes(run.report)
+            result.runs["checks"] = run.run.to_dict()
+            result.checks, found = score(batch, run)
+            problems += found
         if batch.execute_notebooks and deadline - time.monotonic() < 1:
-            result["problems"].append(("hung", "hung: the checks used up the submission's time; its own "
-                                               "notebooks did not run"))
+            problems.append(Problem("hung", "hung: the checks used up the submission's time; its own "
+                                            "notebooks did not run"))
         elif batch.execute_notebooks:
             own = run_own_notebooks(batch, repo, work / "notebooks", folder, deadline)
-            result["notebooks"] = own["notebooks"]
-            if own["run"] is not None:
-                result["runs"]["notebooks"] = own["run"].to_dict()
-                if own["run"].timed_out:
-                    result["problems"].append(("hung", "hung: the notebooks as submitted did not finish "
-                                                       f"within the submission's "
-                                                       f"{fmt(batch.limits.wall_seconds)} s"))
-            bad = [n for n in own["notebooks"] if not n["ok"]]
+            result.notebooks = own.notebooks
+            if own.run is not None:
+                result.runs["notebooks"] = own.run.to_dict()
+                if own.run.timed_out:
+                    problems.append(Problem("hung", "hung: the notebooks as submitted did not finish within "
+                                                    f"the submission's {fmt(batch.limits.wall_seconds)} s"))
+            bad = [n for n in own.notebooks if not n.ok]
             if bad:
-                result["problems"].append(("notebook_errors", f"notebooks/{bad[0]['name']} as submitted does "
-                                           f"not run: {bad[0]['error']}" +
-                                           (f" (and {len(bad) - 1} more)" if len(bad) > 1 else "")))
+                problems.append(Problem("notebook_errors", f"notebooks/{bad[0].name} as submitted does not "
+                                        f"run: {bad[0].error}" +
+                                        (f" (and {len(bad) - 1} more)" if len(bad) > 1 else "")))
     except Rejected as e:
-        result["problems"].append((e.code, str(e)))
+        problems.append(Problem(e.code, str(e)))
     except Exception as e:  # a grader bug or a full disk must not stop the batch
-        result["problems"].append(("grader_error", f"grading stopped: {type(e).__name__}: {e}"))
+        problems.append(Problem("grader_error", f"grading stopped: {type(e).__name__}: {e}"))
     finally:
         if not batch.keep_work:
             with contextlib.suppress(OSError):
                 remove_tree(work)
-    result["total"] = sum(e["earned"] for e in result["checks"].values())
-    result["seconds"] = round(time.monotonic() - tic, 2)
-    result["status"] = " ".join(dict.fromkeys(code for code, _ in result["problems"])) or "ok"
-    # one line each, whatever an exception message held
-    result["problems"] = [{"code": code, "line": one_line(line)} for code, line in result["problems"]]
-    write_json(folder / "result.json", result)
+    result.total = sum(e.earned for e in result.checks.values())
+    result.seconds = round(time.monotonic() - tic, 2)
+    result.status = " ".join(dict.fromkeys(p.code for p in problems)) or "ok"
+    for p in problems:  # one line each, whatever an exception message held
+        p.line = one_line(p.line)
+    write_json(folder / "result.json", result.to_dict())
     with atomic_path(folder / "feedback.md") as tmp:
         tmp.write_text(feedback(result, batch.instructor), encoding="utf-8")
     return result
@@ -301,8 +302,8 @@ def grade(submissions, out_dir, instructor_root, jobs: int = 1, timeout: float =
         with lock:
             done.append(result)
             if progress:
-                progress(f"[{len(done)}/{len(named)}] {name}: {fmt(result['total'])} / "
-                         f"{fmt(result['max'])} ({result['status']}) in {result['seconds']:.1f} s")
+                progress(f"[{len(done)}/{len(named)}] {name}: {fmt(result.total)} / "
+                         f"{fmt(result.max)} ({result.status}) in {result.seconds:.1f} s")
         return result
 
     pool = concurrent.futures.ThreadPoolExecutor(max_workers=jobs)
@@ -313,12 +314,12 @@ def grade(submissions, out_dir, instructor_root, jobs: int = 1, timeout: float =
         pool.shutdown(wait=True, cancel_futures=True)
         raise
     pool.shutdown()
-    results.sort(key=lambda r: r["name"])
+    results.sort(key=lambda r: r.name)
     write_grades(out_dir, graded_results(out_dir, results), instructor)
-    return results
+    return [r.to_dict() for r in results]
 
 
-def graded_results(out_dir: Path, fresh: list) -> list[dict]:
+def graded_results(out_dir: Path, fresh: list[Result]) -> list[Result]:
     """Every submission graded into out_dir (a folder with the grader's MARKER and a result.json), the
     `fresh` results over older ones of the same name, sorted by name: the sheets of a regrade of some
     students keep everyone else's rows."""
@@ -328,13 +329,12 @@ def graded_results(out_dir: Path, fresh: list) -> list[dict]:
         if folder.is_symlink() or not (folder / MARKER).is_file() or not path.is_file():
             continue
         try:
-            result = json.loads(path.read_text(encoding="utf-8"))
+            result = Result.from_dict(json.loads(path.read_text(encoding="utf-8")))
         except (OSError, ValueError):
             continue
-        if (isinstance(result, dict) and result.get("name") == folder.name
-                and isinstance(result.get("checks"), dict)):
+        if result.name == folder.name:
             found[folder.name] = result
-    found.update({r["name"]: r for r in fresh})
+    found.update({r.name: r for r in fresh})
     return [found[name] for name in sorted(found)]
 
 

@@ -22,6 +22,7 @@ from pose_course.instructor.grading.answer_key import Instructor
 from pose_course.instructor.grading.channel import CHANNEL_VAR, Channel
 from pose_course.instructor.grading.host_identity import new_identity
 from pose_course.instructor.grading.intake import MAX_FILES, SKIPPED_DIRS
+from pose_course.instructor.grading.results import ChecksRun, NotebookRun, OwnRun
 from pose_course.instructor.grading.untrusted import Rejected, copy_tree, read_back, remove_tree
 from pose_course.runner import NOTEBOOK_PATTERN
 from pose_course.tracebacks import error_line, strip_colours
@@ -99,10 +100,9 @@ def _sandboxed(batch: Batch, box: Path, folder: Path, label: str, command: list,
     return result, channel
 
 
-def run_checks(batch: Batch, repo: Path, box: Path, folder: Path, deadline: float) -> dict:
+def run_checks(batch: Batch, repo: Path, box: Path, folder: Path, deadline: float) -> ChecksRun:
     """nbval on the instructor's notebooks inside a copy of `repo` (grade's docstring,
-    steps 2-3). Returns {"run": sandbox result, "report": JUnit bytes or None, "record": verified outcomes
-    or None, "tampered": bool}."""
+    steps 2-3): what it reported, for `scoring.score`."""
     import nbformat
 
     copy_tree(repo, box / "repo", batch.max_bytes, MAX_FILES, SKIPPED_DIRS)
@@ -136,19 +136,19 @@ def run_checks(batch: Batch, repo: Path, box: Path, folder: Path, deadline: floa
         tampered = finish.get("report_sha256") != digest
     else:  # pytest never finished, so it wrote no report: one that is there came from elsewhere
         tampered = report is not None
-    return {"run": result, "report": report, "results": results, "finish": finish, "tampered": tampered,
-            "overflow": channel.overflow, "box": box}
+    return ChecksRun(run=result, report=report, results=results, finish=finish, tampered=tampered,
+                     overflow=channel.overflow, box=box)
 
 
-def run_own_notebooks(batch: Batch, repo: Path, box: Path, folder: Path, deadline: float) -> dict:
+def run_own_notebooks(batch: Batch, repo: Path, box: Path, folder: Path, deadline: float) -> OwnRun:
     """The student's notebooks as submitted, with papermill in a sandbox on a fresh copy; the executed
-    copies go to folder/executed/. Returns {"run", "notebooks": [{"name", "ok", "error", "path"}]}."""
+    copies go to folder/executed/."""
     import nbformat
 
     names = sorted(p.name for p in (repo / "notebooks").glob(NOTEBOOK_PATTERN)) \
         if (repo / "notebooks").is_dir() else []
     if not names:
-        return {"run": None, "notebooks": []}
+        return OwnRun(run=None)
     copy_tree(repo, box / "repo", batch.max_bytes, MAX_FILES, SKIPPED_DIRS)
     (box / "executed").mkdir()
     nb_dir = box / "repo" / "notebooks"
@@ -164,26 +164,26 @@ def run_own_notebooks(batch: Batch, repo: Path, box: Path, folder: Path, deadlin
     found = []
     for name in names:
         data = read_back(box, "executed", name)
-        entry = {"name": name, "ok": False, "error": None, "path": None}
+        entry = NotebookRun(name)
         if data is not None:
             target = folder / "executed" / name
             target.parent.mkdir(exist_ok=True)
             with atomic_path(target) as tmp:
                 tmp.write_bytes(data)
-            entry["path"] = str(target)
+            entry.path = str(target)
         told = status.get(name, {})
         if told.get("ok") is True and data is not None:
-            entry["ok"] = True
+            entry.ok = True
         elif isinstance(told.get("error"), dict):
-            entry["error"] = one_line(error_line(told["error"], box / "repo", told.get("cell"),
+            entry.error = one_line(error_line(told["error"], box / "repo", told.get("cell"),
                                                  batch.grader_paths))
         elif data is not None:
             first = _first_error(data, nbformat, box / "repo", batch.grader_paths)
-            entry["error"] = one_line(first or "did not run to the end")
+            entry.error = one_line(first or "did not run to the end")
         else:
-            entry["error"] = "did not run (time limit, or the run stopped before it)"
+            entry.error = "did not run (time limit, or the run stopped before it)"
         found.append(entry)
-    return {"run": result, "notebooks": found}
+    return OwnRun(run=result, notebooks=found)
 
 
 def _first_error(data: bytes, nbformat, repo: Path, others) -> str | None:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from pose_course.check_outputs import as_text
 from pose_course.instructor.grading.answer_key import Instructor
+from pose_course.instructor.grading.results import Answer, CheckScore, ChecksRun, Problem
 from pose_course.instructor.grading.runs import Batch
 from pose_course.tracebacks import describe_error, scrub
 
@@ -94,98 +95,99 @@ def _checks_named(ids: list[str]) -> str:
     return ("check " if len(ids) == 1 else "checks ") + ", ".join(repr(i) for i in ids)
 
 
-def score(batch: Batch, run: dict) -> tuple[dict, list[tuple[str, str]]]:
-    """Points per check from what the run sent through its channel (run_checks' "results"), and the
-    (code, line) problems the run shows. A JUnit report that disagrees with those results, or was
+def score(batch: Batch, run: ChecksRun) -> tuple[dict[str, CheckScore], list[Problem]]:
+    """Points per check from what the run sent through its channel (`ChecksRun.results`), and the
+    problems the run shows. A JUnit report that disagrees with those results, or was
     rewritten after pytest wrote it, makes every check score 0 ("tampered")."""
-    cases = junit_cases(run["report"])
-    repo, others = run["box"] / "repo", batch.grader_paths
+    cases = junit_cases(run.report)
+    repo, others = run.box / "repo", batch.grader_paths
     checks, disagree = {}, False
     for c in batch.instructor.checks:
         nodeid = f"repo/notebooks/{c.notebook}::Cell {c.code_cell}"
-        told = run["results"].get(nodeid)
+        told = run.results.get(nodeid)
         outcome = str(told["outcome"]) if told else "missing"
-        if run["finish"] is not None and run["report"] is not None:
+        if run.finish is not None and run.report is not None:
             case = cases.get(junit_key(nodeid))
             disagree |= (case["outcome"] if case else "missing") != outcome
-        entry = {"points": c.points, "earned": 0.0, "outcome": outcome, "notebook": c.notebook,
-                 "cell": c.cell + 1, "hidden": c.hidden,
-                 "text": scrub(_ANSI.sub("", str(told.get("text", ""))), repo, others) if told else "",
-                 "seconds": told.get("seconds") if told else None,
-                 "cut": int(told.get("cut", 0) or 0) if told else 0}
+        entry = CheckScore(points=c.points, earned=0.0, outcome=outcome, notebook=c.notebook,
+                           cell=c.cell + 1, hidden=c.hidden,
+                           text=scrub(_ANSI.sub("", str(told.get("text", ""))), repo, others) if told else "",
+                           seconds=told.get("seconds") if told else None,
+                           cut=int(told.get("cut", 0) or 0) if told else 0)
         if told and outcome != "passed" and not c.hidden:
             if isinstance(told.get("error"), dict):
-                entry["error"] = describe_error(told["error"], repo, others)
+                entry.error = describe_error(told["error"], repo, others)
             elif isinstance(told.get("expected"), dict) and isinstance(told.get("got"), dict):
-                entry["expected"] = as_text(told["expected"])
-                entry["got"] = scrub(as_text(told["got"]), repo, others)
+                entry.expected = as_text(told["expected"])
+                entry.got = scrub(as_text(told["got"]), repo, others)
         checks[c.grade_id] = entry
-    tampered = run["tampered"] or disagree
+    tampered = run.tampered or disagree
     if not tampered:
         for entry in checks.values():
-            if entry["outcome"] == "passed":
-                entry["earned"] = entry["points"]
+            if entry.outcome == "passed":
+                entry.earned = entry.points
     problems = []
-    res, limits = run["run"], batch.limits
-    failed = {gid: e for gid, e in checks.items() if e["outcome"] != "passed"}
-    hung = [g for g, e in failed.items() if "Timeout of" in e["text"]]
+    res, limits = run.run, batch.limits
+    failed = {gid: e for gid, e in checks.items() if e.outcome != "passed"}
+    hung = [g for g, e in failed.items() if "Timeout of" in e.text]
     if res.timed_out:
-        problems.append(("hung", f"hung: the checks did not finish within the submission's "
-                                 f"{fmt(limits.wall_seconds)} s and were stopped; every check without a "
-                                 "result scores 0"))
+        problems.append(Problem("hung", f"hung: the checks did not finish within the submission's "
+                                        f"{fmt(limits.wall_seconds)} s and were stopped; every check without "
+                                        "a result scores 0"))
     elif hung:
-        problems.append(("hung", f"hung: {_checks_named(hung)} ran past the {fmt(batch.cell_timeout)} s "
-                                 "limit per cell (nbval then gives up on the cells after it)"))
-    died = [g for g, e in failed.items() if re.search(r"Kernel (dead|died)|DeadKernel", e["text"])]
-    if not res.timed_out and (res.returncode not in (0, 1) or run["finish"] is None or died):
+        problems.append(Problem("hung", f"hung: {_checks_named(hung)} ran past the "
+                                        f"{fmt(batch.cell_timeout)} s limit per cell (nbval then gives up on "
+                                        "the cells after it)"))
+    died = [g for g, e in failed.items() if re.search(r"Kernel (dead|died)|DeadKernel", e.text)]
+    if not res.timed_out and (res.returncode not in (0, 1) or run.finish is None or died):
         if died:
             how = (f"the notebook's kernel died during {_checks_named(died[:1])} (killed, or the code "
                    "exited); the checks after it score 0")
-        elif run["finish"] is not None:
+        elif run.finish is not None:
             how = f"pytest stopped with exit status {res.returncode} (see logs/checks.stdout.log)"
         else:
             how = (f"pytest stopped before the end of the checks (exit status {res.returncode}; see "
                    "logs/checks.stderr.log); every check without a result scores 0")
-        problems.append(("crashed", f"crashed: {how}"))
-    oom = [g for g, e in failed.items() if re.search(r"MemoryError|bad_alloc", e["text"])]
+        problems.append(Problem("crashed", f"crashed: {how}"))
+    oom = [g for g, e in failed.items() if re.search(r"MemoryError|bad_alloc", e.text)]
     if oom or res.memory_exceeded:
         where = _checks_named(oom) if oom else "the checks"
-        problems.append(("out_of_memory", f"ran out of memory: {where} went past the limit of "
-                                          f"{_size(limits.memory_bytes)} per process"))
-    cut = [g for g, e in checks.items() if e["cut"]]
-    if cut or res.output_truncated or run.get("overflow"):
+        problems.append(Problem("out_of_memory", f"ran out of memory: {where} went past the limit of "
+                                                 f"{_size(limits.memory_bytes)} per process"))
+    cut = [g for g, e in checks.items() if e.cut]
+    if cut or res.output_truncated or run.overflow:
         where = _checks_named(cut) if cut else "the checks"
-        problems.append(("printed_too_much", f"printed too much: {where} wrote more than "
+        problems.append(Problem("printed_too_much", f"printed too much: {where} wrote more than "
                          f"{_size(limits.output_bytes)} to stdout or stderr, or a failure longer than the "
                          "report keeps; the rest was dropped"))
     if tampered:
-        problems.append(("tampered", "tampered: the test report in the sandbox was rewritten or does not "
-                                     "match what pytest told the grader; every check scores 0"))
+        problems.append(Problem("tampered", "tampered: the test report in the sandbox was rewritten or does "
+                                            "not match what pytest told the grader; every check scores 0"))
     return checks, problems
 
 
-def student_answers(repo: Path | None, instructor: Instructor) -> dict:
-    """{grade_id: {"text", "note"}}: each written answer's text from the student's own notebook."""
+def student_answers(repo: Path | None, instructor: Instructor) -> dict[str, Answer]:
+    """{grade_id: Answer}: each written answer's text from the student's own notebook."""
     import nbformat
 
     found = {}
     for a in instructor.answers:
         path = repo / "notebooks" / a.notebook if repo else None
-        entry = {"text": None, "note": None}
+        entry = Answer()
         if path is None or not path.is_file():
-            entry["note"] = f"notebooks/{a.notebook} is missing from the submission"
+            entry.note = f"notebooks/{a.notebook} is missing from the submission"
         else:
             try:
                 nb = nbformat.reads(path.read_text("utf-8", "replace"), as_version=4)
                 cells = [c for c in nb.cells
                          if (c.get("metadata", {}).get("nbgrader") or {}).get("grade_id") == a.grade_id]
             except Exception as e:
-                cells, entry["note"] = [], f"notebooks/{a.notebook} is not a readable notebook ({e})"
+                cells, entry.note = [], f"notebooks/{a.notebook} is not a readable notebook ({e})"
             if cells:
-                entry["text"] = str(cells[0].source)
-                if entry["text"].strip() == a.template.strip():
-                    entry["note"] = "not answered: the cell still holds the template text"
-            elif entry["note"] is None:
-                entry["note"] = f"no cell with grade_id {a.grade_id!r} in notebooks/{a.notebook}"
+                entry.text = str(cells[0].source)
+                if entry.text.strip() == a.template.strip():
+                    entry.note = "not answered: the cell still holds the template text"
+            elif entry.note is None:
+                entry.note = f"no cell with grade_id {a.grade_id!r} in notebooks/{a.notebook}"
         found[a.grade_id] = entry
     return found

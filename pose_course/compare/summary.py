@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pose_course.compare.presets import BASELINE, SEED
+from pose_course.compare.recipes import BASELINE, SEED
 from pose_utils.fileio import atomic_path
 from pose_utils.report import REPORT_PER_JOINT_MPJPE_MM  # the report's per-joint table, joints 1..17
 from pose_utils.skeleton import JOINT_NAMES
