@@ -118,11 +118,11 @@ def _adam(fused: bool):
 def adam_seconds(model, fused: bool, repeats: int = 5) -> float:
     import tensorflow as tf
 
-    variables = model.trainable_variables
-    grads = [tf.fill(v.shape, 1e-3) for v in variables]
+    weights = model.trainable_weights  # what the step updates
+    grads = [tf.fill(v.shape, 1e-3) for v in weights]
     optimizer = _adam(fused)
-    optimizer.build(variables)
-    apply = tf.function(lambda: optimizer.apply(grads, variables))
+    optimizer.build(weights)
+    apply = tf.function(lambda: optimizer.apply(grads, weights))
     return _median_seconds(lambda: (apply(), float(optimizer.iterations)), repeats)
 
 
@@ -132,10 +132,10 @@ def gradient_seconds(model, x, y, repeats: int = 5) -> float:
 
     from pose_utils import tf_metrics
 
-    def grads():
-        with tf.GradientTape() as tape:
+    def grads():  # the step's backward pass, summed so that nothing of it is pruned
+        with tf.GradientTape() as backward:
             loss = tf_metrics.mse_loss(y, model(x, training=True))
-        return tf.add_n([tf.reduce_sum(g) for g in tape.gradient(loss, model.trainable_variables)])
+        return tf.add_n([tf.reduce_sum(g) for g in backward.gradient(loss, model.trainable_weights)])
 
     compiled = tf.function(grads)
     return _median_seconds(lambda: float(compiled()), repeats)

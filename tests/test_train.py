@@ -164,10 +164,10 @@ def test_mpjpe_loss_is_the_metric_with_a_gradient_at_zero_error():
 
     np.testing.assert_allclose(smooth_mpjpe(y, pred).numpy(), want, rtol=1e-5)
     exact = tf.Variable(y)  # zero error everywhere: tf.norm's gradient would be NaN here
-    with tf.GradientTape() as tape:
+    with tf.GradientTape() as recorded:
         loss = tf.reduce_sum(smooth_mpjpe(y, exact))
     assert float(loss) == pytest.approx(0.0, abs=1e-5)
-    assert np.all(np.isfinite(tape.gradient(loss, exact).numpy()))
+    assert np.all(np.isfinite(recorded.gradient(loss, exact).numpy()))
 
 
 def test_a_run_with_the_mpjpe_loss_learns(toy_dir, tmp_path):

@@ -111,7 +111,7 @@ def _backbone(inputs, frames: int, frame_size: int, width: int, squeeze: int, fe
             x = conv_bn_relu(x, width * 2**i, 3, 1, f"block{i}" if k == 1 else f"block{i}_{k}")
         x = layers.MaxPool3D((1, 2, 2), name=f"block{i}_pool")(x)
     x = conv_bn_relu(x, squeeze, 1, 1, "squeeze")
-    x = layers.Reshape((frames, -1), name="flatten")(x)
+    x = layers.TimeDistributed(layers.Flatten(), name="flatten")(x)
     x = layers.Dense(features, activation="relu", name="features")(x)
     if dropout:
         x = layers.Dropout(dropout, name="features_dropout")(x)
