@@ -41,15 +41,15 @@ demo: $(STAMP) data/small/train.h5
 	@echo
 	@echo "Done. Executed notebooks and figures: outputs/  (metrics: outputs/evaluation/metrics.json)"
 
-# Every test: tests/ (the subject and the course's scaffolding), the notebooks (nbval) and, in the
-# instructor's repository, the instructor's own (pose_course/instructor/tests: grading, release, browser).
+# Every test: tests/ (the subject and the course's scaffolding), then the notebooks (nbval).
 TESTS := tests notebooks
 ### BEGIN INSTRUCTOR ONLY
+# In the instructor's repository the instructor's tests too (pose_course/instructor/tests: grading,
+# release, the browser), with the Debian packages they need (pose_course/instructor/system-packages:
+# bubblewrap, chromium and chromium-driver, installed when run as root).
 TESTS += pose_course/instructor/tests
 ### END INSTRUCTOR ONLY
 
-# pose_course/instructor/system-packages: bubblewrap and Debian's chromium + chromium-driver (installed
-# when run as root) for the grader's and the browser's tests, which the student version does not have.
 test: $(STAMP)
 ### BEGIN INSTRUCTOR ONLY
 	@bash pose_course/instructor/system-packages
