@@ -63,6 +63,7 @@ def procrustes_align(y_true, y_pred) -> np.ndarray:
     never allowed, so a mirrored prediction keeps its error. Inputs (..., 17, 3); returns y_pred aligned.
     """
     y_true, y_pred = _check_pair(y_true, y_pred)
+    ### BEGIN SOLUTION (notebooks/02_model.ipynb)
     mu_true = y_true.mean(axis=-2, keepdims=True)
     mu_pred = y_pred.mean(axis=-2, keepdims=True)
     x0, y0 = y_true - mu_true, y_pred - mu_pred
@@ -85,6 +86,7 @@ def procrustes_align(y_true, y_pred) -> np.ndarray:
     trace = s.sum(axis=-1)[..., None, None]
     scale = trace * norm_x / norm_y
     return scale * (y_pred - mu_pred) @ r + mu_true
+    ### END SOLUTION
 
 
 def p_mpjpe(y_true, y_pred) -> float:

@@ -128,10 +128,13 @@ def fit_transform(
         scale = np.maximum(y.std(axis=0), min_scale)
         params = {"min_scale": min_scale}
     else:
+        # center and scale (17, 3) such that forward maps each coordinate's [lo, hi] onto
+        # [margin, 1 - margin], a range narrower than min_scale widened to it around its middle.
+        ### BEGIN SOLUTION (notebooks/02_model.ipynb)
         lo, hi = y.min(axis=0), y.max(axis=0)
         scale = np.maximum(hi - lo, min_scale) / (1.0 - 2.0 * margin)
-        # The middle of the range goes to 0.5: then lo -> margin and hi -> 1 - margin exactly.
         center = (lo + hi) / 2.0 - 0.5 * scale
+        ### END SOLUTION
         params = {"margin": margin, "min_scale": min_scale}
     return TargetTransform(kind, center, scale, params)
 

@@ -39,6 +39,18 @@ SEEDED = {
                        {"train_step_modes"}),
     "every_variable": ("pose_utils/training/step.py", "variables = model.trainable_variables",
                        "variables = model.variables", {"train_step_modes"}),
+    "minmax_without_margin": ("pose_utils/targets.py",
+                              "scale = np.maximum(hi - lo, min_scale) / (1.0 - 2.0 * margin)",
+                              "scale = np.maximum(hi - lo, min_scale)",
+                              {"targets_minmax", "targets_minmax_hidden"}),
+    "procrustes_reflects": ("pose_utils/metrics.py", "sign = np.sign(np.linalg.det(r))[..., None]",
+                            "sign = np.ones_like(np.linalg.det(r))[..., None]", {"p_mpjpe"}),
+    "procrustes_without_scale": ("pose_utils/metrics.py", "scale = trace * norm_x / norm_y", "scale = 1.0",
+                                 {"p_mpjpe", "p_mpjpe_hidden"}),
+    "gradient_one_sided": ("pose_utils/gradcheck.py", "grad[index] = (up - down) / (2.0 * h)",
+                           "grad[index] = (up - f(x)) / h", {"gradient_check", "gradient_check_hidden"}),
+    "gradient_x_not_restored": ("pose_utils/gradcheck.py", "        x[index] = old\n", "",
+                                {"gradient_check", "gradient_check_hidden"}),
 }
 
 
