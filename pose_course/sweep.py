@@ -98,8 +98,9 @@ def sweep(training_notebook: str | os.PathLike, sweep_dir: str | os.PathLike, se
           fixed: dict, progress: bool = True) -> list[dict]:
     """Run the training notebook once per setting with papermill; collect each run's history.
 
-    Each run goes to SWEEP_DIR/<setting name>/ (the executed notebook and its run/ folder); a setting whose
-    run already finished there (same parameters, same data) is reused. fixed: parameters every run gets
+    Each run goes to SWEEP_DIR/<setting name>/ (the executed notebook and its run/ folder, without its
+    checkpoints); a setting whose run already finished there (same parameters, same data, same pose_utils
+    code) is reused. fixed: parameters every run gets
     (data_dir, epochs, clip limits, ...). Returns one dict per setting: the setting's values, "run_dir",
     "history", "seconds" (wall time of the run, ~0 when reused), "final_val_mpjpe", "best_val_mpjpe"
     (mm), "clips_per_second" (training speed of the last epoch); the list is also written to
@@ -123,7 +124,10 @@ def sweep(training_notebook: str | os.PathLike, sweep_dir: str | os.PathLike, se
     for setting in settings:
         name = _setting_name(setting)
         run_dir = sweep_dir / name / "run"
-        params = {**fixed, **setting, "run_dir": str(run_dir.resolve()), "overwrite": True}
+        # A finished sweep run keeps its model, not its checkpoints (the seed's hold 0.9 GB of weights and
+        # Adam state each; a sweep needs none of them).
+        params = {**fixed, **setting, "run_dir": str(run_dir.resolve()), "overwrite": True,
+                  "keep_checkpoints": False}
         params = {k: v for k, v in params.items() if k in accepted}
         tic = time.perf_counter()
         if _reusable(run_dir, params):

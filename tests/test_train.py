@@ -492,3 +492,24 @@ def test_seed_tanh_trains_on_raw_metres(toy_dir, tmp_path):
     with open_split(toy_dir, "valid") as valid:
         predictions = predict(trained.model, valid, trained.transform)
     assert np.all(np.abs(predictions) < 1)
+
+
+def test_a_finished_run_may_drop_its_checkpoints_and_is_reused_only_with_the_same_code(toy_dir, tmp_path,
+                                                                                      monkeypatch):
+    from pose_utils.training import runfolder
+
+    run_dir = tmp_path / "lean"
+    config = TrainConfig(**{**TOY, "epochs": 1})
+    train(toy_dir, run_dir, config, progress=False, keep_checkpoints=False)
+    folder = runfolder.RunFolder(run_dir)
+    assert folder.has_model() and folder.finished() and not folder.has_checkpoint()
+    assert not (run_dir / runfolder.CHECKPOINTS_DIR).exists()
+    assert load_run(run_dir).history["val_mpjpe"]  # evaluated from model.keras alone
+    settings = {"epochs": 1, "data_dir": str(toy_dir)}
+    assert folder.matches(settings)
+    assert not folder.matches({**settings, "epochs": 2})
+    # the student changes an exercise: the run was trained with other code and is not reused
+    monkeypatch.setattr(runfolder, "code_digest", lambda: "0" * 64)
+    assert not folder.matches(settings)
+    with pytest.raises(ConfigError, match="has not finished"):
+        runfolder.RunFolder(tmp_path / "nothing").drop_checkpoints()

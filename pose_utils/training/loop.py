@@ -49,6 +49,7 @@ from pose_utils.training.runfolder import (
     ProgressFile,
     RunFolder,
     check_data_matches,
+    code_digest,
     resolve_config,
     write_mean_pose,
 )
@@ -220,14 +221,16 @@ class Trainer:
 
 
 def train(
-    data_dir, run_dir, config: TrainConfig | dict | None = None, resume: bool = False, progress: bool = True
+    data_dir, run_dir, config: TrainConfig | dict | None = None, resume: bool = False, progress: bool = True,
+    keep_checkpoints: bool = True,
 ) -> dict:
     """Train `config.model` on DATA_DIR's train split, validating on its valid split, into RUN_DIR.
 
     resume: continue from RUN_DIR's last checkpoint (config None: the saved one; otherwise only
     `epochs` may differ). Returns the history: HISTORY_KEYS -> one value per epoch (loss in the target
     space, MPJPE in mm). Raises ConfigError / DataError for bad settings or data, TrainingError when the
-    loss becomes non-finite (the last good checkpoint stays).
+    loss becomes non-finite (the last good checkpoint stays). keep_checkpoints=False deletes a finished
+    run's checkpoints (model.keras stays; the run can no longer be extended with `resume`).
     """
     run_dir = Path(run_dir)
     folder = RunFolder(run_dir)
@@ -266,6 +269,7 @@ def train(
             "data_dir": str(Path(data_dir).resolve()),
             "units": config.units,
             "layout": train_store.layout,
+            "code": code_digest(),
         }
         started = folder.data_file.is_file() and resume
         if started:
@@ -294,7 +298,10 @@ def train(
             with contextlib.suppress(FileNotFoundError):
                 folder.model_file.unlink()  # stale until this run finishes
         splits = (train_store, train_idx, valid_store, valid_idx)
-        return _fit(trainer, checkpoints, splits, history, start, run_dir, progress)
+        history = _fit(trainer, checkpoints, splits, history, start, run_dir, progress)
+    if chief and not keep_checkpoints:
+        folder.drop_checkpoints()
+    return history
 
 
 def _fit(trainer, checkpoints, splits, history: dict, start: int, run_dir: Path, progress: bool) -> dict:

@@ -24,6 +24,8 @@ here.
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import os
 import time
 from pathlib import Path
@@ -46,6 +48,16 @@ HISTORY_FILE = "history.json"
 PROGRESS_FILE = "progress.json"
 MODEL_FILE = "model.keras"
 TENSORBOARD_DIR = "tb"
+
+
+def code_digest() -> str:
+    """SHA-256 of pose_utils' Python sources (paths and contents): which code a run was trained with,
+    so that a run trained before a student fixed an exercise is never reused as if it were current."""
+    package = Path(__file__).resolve().parents[1]
+    digest = hashlib.sha256()
+    for path in sorted(package.rglob("*.py")):
+        digest.update(path.relative_to(package).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
 
 
 class RunFolder:
@@ -104,17 +116,31 @@ class RunFolder:
         return self.has_model() and len(history.get("val_mpjpe", [])) == wanted
 
     def matches(self, settings: dict) -> bool:
-        """Whether the saved config.json agrees with every key of `settings` it holds and, when settings
-        name a data_dir, the run trained on that folder. Unreadable files mean no."""
+        """Whether the saved config.json agrees with every key of `settings` it holds, the run was
+        trained with the code there is now (`code_digest`) and, when settings name a data_dir, on that
+        folder. Unreadable files mean no."""
         try:
             config = read_json(self.config_file)
-            trained_on = self.read_data().get("data_dir") if "data_dir" in settings else None
+            data = self.read_data()
         except PoseUtilsError:
             return False
-        same = all(config.get(k) == v for k, v in settings.items() if k in config)
+        trained_on = data.get("data_dir")
+        same = data.get("code") == code_digest()
+        same = same and all(config.get(k) == v for k, v in settings.items() if k in config)
         if "data_dir" in settings:
             same = same and trained_on == str(Path(settings["data_dir"]).resolve())
         return same
+
+    def drop_checkpoints(self) -> None:
+        """Delete the checkpoints and their pointer of a finished run (its model.keras stays): the
+        optimiser's state is twice the weights, which a sweep of many runs need not keep."""
+        import shutil
+
+        if not self.has_model():
+            raise ConfigError(f"{self.path}: the run has not finished; its checkpoints are what resumes it")
+        with contextlib.suppress(FileNotFoundError):
+            self.checkpoint_file.unlink()
+        shutil.rmtree(self.path / CHECKPOINTS_DIR, ignore_errors=True)
 
     def state(self, config: TrainConfig, may_differ=()) -> str:
         """What a run of `config` can do with this folder: "new" (no run here), "done" (finished with this
