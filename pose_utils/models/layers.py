@@ -197,19 +197,16 @@ class BatchedLSTM(keras.layers.LSTM):
                   and not tf.config.list_logical_devices("GPU"))
         if not simple:
             return super().inner_loop(sequences, initial_state, mask, training=training)
-        cell, units = self.cell, self.cell.units
+        from pose_utils.models.recurrence import lstm_recurrence
+
+        cell = self.cell
         kernel = ops.cast(cell.kernel, sequences.dtype)
         recurrent = ops.cast(cell.recurrent_kernel, sequences.dtype)
         projected = ops.matmul(sequences, kernel)
         if cell.use_bias:
             projected = projected + ops.cast(cell.bias, sequences.dtype)
         h, c = initial_state
-        outputs = []
-        for t in range(sequences.shape[1]):  # the frame count is static (8)
-            z = projected[:, t] + ops.matmul(h, recurrent)
-            i = cell.recurrent_activation(z[:, :units])
-            f = cell.recurrent_activation(z[:, units:2 * units])
-            c = f * c + i * cell.activation(z[:, 2 * units:3 * units])
-            h = cell.recurrent_activation(z[:, 3 * units:]) * cell.activation(c)
-            outputs.append(h)
-        return h, ops.stack(outputs, axis=1), [h, c]
+        # the recurrence itself: models/recurrence.py (the frame count is static, 8)
+        outputs, h, c = lstm_recurrence(projected, recurrent, h, c, activation=cell.activation,
+                                        recurrent_activation=cell.recurrent_activation)
+        return h, outputs, [h, c]

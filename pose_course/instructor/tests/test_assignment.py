@@ -47,6 +47,16 @@ SEEDED = {
                             "sign = np.ones_like(np.linalg.det(r))[..., None]", {"p_mpjpe"}),
     "procrustes_without_scale": ("pose_utils/metrics.py", "scale = trace * norm_x / norm_y", "scale = 1.0",
                                  {"p_mpjpe", "p_mpjpe_hidden"}),
+    "lstm_gates_swapped": ("pose_utils/models/recurrence.py",
+                           "i = recurrent_activation(z[:, :units])\n"
+                           "        f = recurrent_activation(z[:, units:2 * units])",
+                           "f = recurrent_activation(z[:, :units])\n"
+                           "        i = recurrent_activation(z[:, units:2 * units])",
+                           {"lstm_recurrence", "lstm_recurrence_hidden"}),
+    "lstm_output_gate_tanh": ("pose_utils/models/recurrence.py",
+                              "h = recurrent_activation(z[:, 3 * units:]) * activation(c)",
+                              "h = activation(z[:, 3 * units:]) * activation(c)",
+                              {"lstm_recurrence", "lstm_recurrence_hidden"}),
     "gradient_one_sided": ("pose_utils/gradcheck.py", "grad[index] = (up - down) / (2.0 * h)",
                            "grad[index] = (up - f(x)) / h", {"gradient_check", "gradient_check_hidden"}),
     "gradient_x_not_restored": ("pose_utils/gradcheck.py", "        x[index] = old\n", "",
