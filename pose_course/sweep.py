@@ -53,7 +53,7 @@ def _reusable(run_dir: Path, params: dict) -> bool:
     `finished` and `matches`): what lets an interrupted sweep continue instead of training that setting
     again."""
     folder = RunFolder(run_dir)
-    return folder.finished(params.get("epochs")) and folder.matches(params)
+    return folder.finished(params.get("epochs"), need_model=False) and folder.matches(params)
 
 
 @contextlib.contextmanager
@@ -98,13 +98,13 @@ def sweep(training_notebook: str | os.PathLike, sweep_dir: str | os.PathLike, se
           fixed: dict, progress: bool = True) -> list[dict]:
     """Run the training notebook once per setting with papermill; collect each run's history.
 
-    Each run goes to SWEEP_DIR/<setting name>/ (the executed notebook and its run/ folder, without its
-    checkpoints); a setting whose run already finished there (same parameters, same data, same pose_utils
-    code) is reused. fixed: parameters every run gets
-    (data_dir, epochs, clip limits, ...). Returns one dict per setting: the setting's values, "run_dir",
-    "history", "seconds" (wall time of the run, ~0 when reused), "final_val_mpjpe", "best_val_mpjpe"
-    (mm), "clips_per_second" (training speed of the last epoch); the list is also written to
-    SWEEP_DIR/results.json.
+    Each run goes to SWEEP_DIR/<setting name>/ (the executed notebook and its run/ folder without its
+    weights: the checkpoints and model.keras go once the run has finished, the history stays); a setting
+    whose run already finished there (same parameters, same data, same pose_utils code) is reused.
+    fixed: parameters every run gets (data_dir, epochs, clip limits, ...). Returns one dict per setting:
+    the setting's values, "run_dir", "history", "seconds" (wall time of the run, ~0 when reused),
+    "final_val_mpjpe", "best_val_mpjpe" (mm), "clips_per_second" (training speed of the last epoch); the
+    list is also written to SWEEP_DIR/results.json.
     """
     from tqdm.auto import tqdm
 
@@ -124,8 +124,8 @@ def sweep(training_notebook: str | os.PathLike, sweep_dir: str | os.PathLike, se
     for setting in settings:
         name = _setting_name(setting)
         run_dir = sweep_dir / name / "run"
-        # A finished sweep run keeps its model, not its checkpoints (the seed's hold 0.9 GB of weights and
-        # Adam state each; a sweep needs none of them).
+        # A sweep run keeps its history, not its weights: no checkpoints (keep_checkpoints) and, once it has
+        # finished, no model (drop_model below); the seed's weights are 0.3 GB, 0.9 GB with Adam's state.
         params = {**fixed, **setting, "run_dir": str(run_dir.resolve()), "overwrite": True,
                   "keep_checkpoints": False}
         params = {k: v for k, v in params.items() if k in accepted}
@@ -139,6 +139,7 @@ def sweep(training_notebook: str | os.PathLike, sweep_dir: str | os.PathLike, se
             with stderr_to(sweep_dir / name / "kernel-stderr.log"), _follow(run_dir, current, name):
                 execute_notebook(Path(training_notebook), sweep_dir / name / Path(training_notebook).name,
                                  params, progress=False)
+            RunFolder(run_dir).drop_model()  # the sweep reads the history; the model is 0.3 GB for the seed
         runs.update()
         history = RunFolder(run_dir).read_history()
         val = history.get("val_mpjpe") or [math.nan]

@@ -513,3 +513,7 @@ def test_a_finished_run_may_drop_its_checkpoints_and_is_reused_only_with_the_sam
     assert not folder.matches(settings)
     with pytest.raises(ConfigError, match="has not finished"):
         runfolder.RunFolder(tmp_path / "nothing").drop_checkpoints()
+    folder.drop_model()  # what a sweep keeps: the history, enough to know the run finished
+    assert not folder.has_model() and not folder.finished() and folder.finished(need_model=False)
+    with pytest.raises(ConfigError, match="has not finished"):
+        folder.drop_model()

@@ -105,15 +105,16 @@ class RunFolder:
         """The epochs the last good checkpoint holds (0 without one)."""
         return int(read_json(self.checkpoint_file)["epoch"]) if self.has_checkpoint() else 0
 
-    def finished(self, epochs: int | None = None) -> bool:
+    def finished(self, epochs: int | None = None, need_model: bool = True) -> bool:
         """True when the run is finished: model.keras saved after `epochs` epochs (default: the epochs of
-        its config.json). Unreadable or missing files mean not finished."""
+        its config.json); need_model=False: the history of every epoch is enough (a sweep's run, whose
+        weights were dropped). Unreadable or missing files mean not finished."""
         try:
             wanted = epochs if epochs is not None else read_json(self.config_file)["epochs"]
             history = self.read_history()
         except (PoseUtilsError, KeyError, TypeError):
             return False
-        return self.has_model() and len(history.get("val_mpjpe", [])) == wanted
+        return (self.has_model() or not need_model) and len(history.get("val_mpjpe", [])) == wanted
 
     def matches(self, settings: dict) -> bool:
         """Whether the saved config.json agrees with every key of `settings` it holds, the run was
@@ -141,6 +142,13 @@ class RunFolder:
         with contextlib.suppress(FileNotFoundError):
             self.checkpoint_file.unlink()
         shutil.rmtree(self.path / CHECKPOINTS_DIR, ignore_errors=True)
+
+    def drop_model(self) -> None:
+        """Delete model.keras of a finished run whose history is all that is wanted (notebook 05's sweep
+        reads histories; the seed's model is 0.3 GB)."""
+        if not self.finished():
+            raise ConfigError(f"{self.path}: the run has not finished; its model is not a sweep's to drop")
+        self.model_file.unlink()
 
     def state(self, config: TrainConfig, may_differ=()) -> str:
         """What a run of `config` can do with this folder: "new" (no run here), "done" (finished with this
