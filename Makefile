@@ -23,12 +23,17 @@ help:
 $(STAMP): pyproject.toml pose_utils/runtime.py pose_course/lab.py
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip 2>&1 | { grep -v "^WARNING: Location" || true; }
-	$(BIN)/python -m pip install --quiet -e ".[dev]" 2>&1 | { grep -v "^WARNING: Location" || true; }
+	@# setuptools' note on editable installs is advice for package authors, not a problem of this one
+	PYTHONWARNINGS="ignore:Editable installation" $(BIN)/python -m pip install --quiet -e ".[dev]" 2>&1 \
+		| { grep -v "^WARNING: Location" || true; }
 	@# oneDNN on for every process of the environment, whatever it imports first (pose_utils/runtime.py)
-	@$(BIN)/python -m pose_utils.runtime >/dev/null
+	@$(BIN)/python -c "import pose_utils.runtime as r; r.install_pth()"
 	@# kernels keep TensorFlow's C++ notices out of the cells; JupyterLab saves widget state (pose_course/lab.py)
 	@$(BIN)/python -m pose_course.lab >/dev/null
-	@$(BIN)/python -c "import pose_utils, pose_course, tensorflow, pybullet, papermill, nbval" || { echo "installation into $(VENV) is incomplete"; exit 1; }
+	@# TensorFlow prints its start-up notices (no CUDA driver, oneDNN on) before its log level is read:
+	@# shown only if the import fails
+	@$(BIN)/python -c "import pose_utils, pose_course, tensorflow, pybullet, papermill, nbval" \
+		>$(VENV)/import-check.log 2>&1 || { cat $(VENV)/import-check.log; echo "installation into $(VENV) is incomplete"; exit 1; }
 	@touch $(STAMP)
 
 data/small/train.h5: | $(STAMP)

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from pose_utils.errors import ConfigError
+from pose_utils.training.epochs import RECORDED_KEYS
 
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 STRATEGIES = ("default", "mirrored", "multiworker")
@@ -23,7 +24,8 @@ COSINE_FLOOR = 0.01
 # ambiguous pose (front or back?) is not pulled to the average of its answers.
 LOSSES = ("mse", "mpjpe")
 UNITS = ("m", "mm")
-HISTORY_KEYS = ("train_loss", "val_loss", "train_mpjpe", "val_mpjpe", "epoch_seconds", "clips_per_second")
+# What a run's history holds per epoch: what run_epochs records (epochs.py), then the engine's timings.
+HISTORY_KEYS = RECORDED_KEYS + ("epoch_seconds", "clips_per_second")
 # Also in the history of a run with keypoint_loss: the training clips' mean 2-D keypoint error per epoch.
 KEYPOINT_HISTORY_KEY = "train_keypoint_error"
 # Config keys that change how fast a run trains, never what it computes.

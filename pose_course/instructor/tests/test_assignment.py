@@ -3,7 +3,10 @@
 the checks that name it. Graded for real (nbval in the bubblewrap sandbox), checks only."""
 
 import csv
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -59,6 +62,17 @@ SEEDED = {
                               {"lstm_recurrence", "lstm_recurrence_hidden"}),
     "gradient_one_sided": ("pose_utils/gradcheck.py", "grad[index] = (up - down) / (2.0 * h)",
                            "grad[index] = (up - f(x)) / h", {"gradient_check", "gradient_check_hidden"}),
+    "epoch_mean_of_batch_means": (
+        "pose_utils/training/epochs.py",
+        "        train = np.zeros(3)\n"
+        "        for sums in train_epoch(epoch):\n"
+        "            train += np.asarray(sums, dtype=np.float64)\n",
+        "        b = [np.asarray(s, dtype=float) for s in train_epoch(epoch)]\n"
+        "        train = np.array([np.mean([s[0] / s[2] for s in b]), np.mean([s[1] / s[2] for s in b]), 1])"
+        "\n",
+        {"epoch_loop", "epoch_loop_hidden"}),
+    "epoch_loop_ignores_start": ("pose_utils/training/epochs.py", "for epoch in range(start, epochs):",
+                                 "for epoch in range(epochs):", {"epoch_loop", "epoch_loop_hidden"}),
     "gradient_x_not_restored": ("pose_utils/gradcheck.py", "        x[index] = old\n", "",
                                 {"gradient_check", "gradient_check_hidden"}),
 }
@@ -141,3 +155,44 @@ def test_grades_do_not_depend_on_onednn_or_the_thread_count(graded, tmp_path, mo
         row = rows[r["name"]]
         assert {gid: e["earned"] for gid, e in r["checks"].items()} == {
             k: float(v) for k, v in row.items() if k not in ("student", "total", "status")}, r["name"]
+
+
+def _make(repo: Path, *targets: str, timeout: int) -> subprocess.CompletedProcess:
+    """The release's own Makefile target, run in `repo` with this test's environment (no second install:
+    the stamp is taken as up to date) and `repo` first on the path, so its pose_utils is the one tested."""
+    venv = Path(sys.prefix)
+    env = {**os.environ, "PYTHONPATH": str(repo), "POSE_UTILS_KERNEL_LOG": str(repo / "kernel.log")}
+    return subprocess.run(["make", "-C", str(repo), f"VENV={venv}", "-o", str(venv / ".installed-stamp"),
+                           *targets], capture_output=True, text=True, timeout=timeout, env=env)
+
+
+@pytest.mark.slow
+def test_the_filled_release_passes_its_own_make_check_and_make_test_fast(graded, tmp_path):
+    # The grader ran the instructor's notebooks against it; here the student's own copy runs them, with
+    # the release's Makefile, conftest and stored outputs (which checks and tests compare against).
+    _, rows, out = graded
+    repo = tmp_path / "complete"
+    shutil.copytree(out.parent / "submissions" / "complete", repo)
+    checks = [k for k in rows["complete"] if k not in ("student", "total", "status")]
+    public = len(checks) - sum(1 for k in checks if k.endswith("_hidden"))
+    check = _make(repo, "check", timeout=900)
+    assert check.returncode == 0, check.stdout[-3000:] + check.stderr[-2000:]
+    assert f"checks: {public} of {public} passed" in check.stdout, check.stdout[-3000:]
+    assert "still to write" not in check.stdout and "FAIL" not in check.stdout
+    fast = _make(repo, "test-fast", timeout=900)
+    assert fast.returncode == 0, fast.stdout[-3000:] + fast.stderr[-2000:]
+    assert " passed" in fast.stdout and "skipped" not in fast.stdout.splitlines()[-1], fast.stdout[-1500:]
+
+
+@pytest.mark.slow
+def test_the_blank_release_lists_every_exercise_still_to_write(graded, tmp_path):
+    _, _, out = graded
+    repo = tmp_path / "blank"
+    shutil.copytree(out.parent / "submissions" / "blank", repo)
+    stubs = rel.release(ROOT, tmp_path / "again")["exercises"]
+    check = _make(repo, "check", "NB=02", timeout=600)
+    assert check.returncode != 0
+    listed = check.stdout.split("exercises still to write (", 1)[1]
+    assert listed.startswith(f"{len(stubs)};"), listed[:200]
+    for ex in stubs:  # those of notebook 03 too: read from the code, not from the cells that ran
+        assert ex.message in listed, ex.message
