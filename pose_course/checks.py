@@ -69,6 +69,10 @@ def explain(item, root: Path | None = None) -> list[str]:
         diff = [line for line in difflib.unified_diff(expected, got, lineterm="", n=0)
                 if not line.startswith(("---", "+++", "@@"))]
         shown = [("expected: " if line.startswith("-") else "yours:    ") + line[1:] for line in diff]
+        if not shown:  # the same text: the difference is in a number's tolerance or in the outputs' kinds
+            return ["output differs from the reference:",
+                    f"expected: {len(expected)} lines of output; yours: {len(got)} lines, the same text "
+                    "(a number beyond the check's tolerance, or an output of another kind)"]
         more = len(shown) - DIFF_LINES
         return ["output differs from the reference:"] + shown[:DIFF_LINES] + (
             [f"({more} more differing lines)"] if more > 0 else [])
@@ -114,7 +118,8 @@ class Tally:
         if meta is None:
             if report.failed and not exercise_in(failure) and not blocked:
                 why = explain(item, self.root) or ["failed"]
-                self.failed_cells.append(f"{item.path.name} {item.name}: {why[0]}")
+                self.failed_cells.append(f"{item.path.name} {item.name}{_first_line(item)}: {why[0]}")
+                self.failed_cells += [f"       {d}" for d in why[1:]]
             return
         details = [] if not failure or exercise_in(failure) or blocked else explain(item, self.root)
         note = exercise_in(failure) or ("" if not failure else "after an unwritten exercise" if blocked
@@ -140,7 +145,8 @@ class Tally:
                              + (f"  {c['note']}" if c["note"] else ""))
                 lines += [f"         {d}" for d in c.get("details", [])]
         if self.failed_cells:
-            lines.append(f"cells that failed and are not checks ({len(self.failed_cells)}):")
+            cells = sum(1 for line in self.failed_cells if not line.startswith(" "))
+            lines.append(f"cells that failed and are not checks ({cells}):")
             lines += [f"  {line}" for line in self.failed_cells]
         static = unwritten_exercises(self.package) if self.package is not None and self.package.is_dir() \
             else []
@@ -150,3 +156,13 @@ class Tally:
             lines += [f"  {m}" + (f"  [{self.unwritten[m]} test(s)]" if m in self.unwritten else "")
                       for m in messages]
         return lines
+
+
+def _first_line(item) -> str:
+    """` (first code line of the cell)`, so that a cell that is not a check can be found in the notebook."""
+    source = getattr(getattr(item, "cell", None), "source", "") or ""
+    lines = [ln.strip() for ln in source.splitlines() if ln.strip() and not ln.strip().startswith("#")]
+    if not lines:
+        return ""
+    first = lines[0] if len(lines[0]) <= 60 else lines[0][:57] + "..."
+    return f" (`{first}`)"

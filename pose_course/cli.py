@@ -168,6 +168,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="processes and threads of one sandboxed run (default: 1024)")
     p.add_argument("--checks-only", action="store_true",
                    help="run the checks only, not the student's own notebooks as submitted (faster)")
+    p.add_argument("--hidden-data", default=None, metavar="DIR",
+                   help="score each submission's trained model (runs/challenge/) on DIR's clips, whose "
+                        "labels never enter the sandbox (docs/assignment.md, \"The model\")")
+    p.add_argument("--model-rule", default=None, metavar="FILE",
+                   help="JSON: the run folder, budget and points thresholds of the model grading "
+                        "(default: ModelRule in the grader's model_grade.py)")
     ### END INSTRUCTOR ONLY
     return parser
 

@@ -113,8 +113,8 @@ def test_make_check_explains_each_failed_check(tmp_path):
     assert "FAIL 01_math.ipynb mul 0/3 output differs from the reference: expected: 6 yours: 7 FAIL" in words
     assert ("FAIL 01_math.ipynb div 0/1 TypeError: unsupported operand type(s) for /: 'int' and 'str' "
             "(at mathx.py:10, in div)") in words
-    assert ("cells that failed and are not checks (1): 01_math.ipynb Cell 4: ZeroDivisionError: division by "
-            "zero") in words
+    assert ("cells that failed and are not checks (1): 01_math.ipynb Cell 4 (`1 / 0`): ZeroDivisionError: "
+            "division by zero") in words  # the cell's first line, to find it in the notebook
 
 
 def test_unwritten_exercises_are_found_in_the_source(tmp_path):

@@ -9,7 +9,7 @@ the same parameter count (2,432) and output shape. We chose it over `TimeDistrib
 measured faster with oneDNN, which `pose_utils` turns on (docs/training.md), and it saves as one plain
 layer. The LSTM is `layers.BatchedLSTM`: the stock `keras.layers.LSTM` with the same weights and function,
 computed in an order that reads its 310 MB input kernel once per step instead of once per frame
-(`keras.layers.LSTM(50, return_sequences=True)` builds the same model, slower).
+(Keras's own LSTM layer with the same settings builds the same model, slower).
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ def seed_stack(frames: int, frame_size: int, head: str | None, name: str):
 
     At 224×224: conv (B,8,220,220,32) → pool (B,8,110,110,32) → reshape (B,8,387200) → LSTM (B,8,50)
     → dense (B,8,51) → reshape (B,8,17,3); 77,455,233 parameters, 77.45 M of them in the LSTM.
+    Returns a `keras.Model` from `inputs` to the head's output, named `name`.
     """
     import keras
 

@@ -16,9 +16,10 @@ RECORDED_KEYS = ("train_loss", "val_loss", "train_mpjpe", "val_mpjpe")
 
 
 def run_epochs(train_epoch, validate, history: dict, epochs: int, start: int = 0, after_epoch=None) -> None:
-    """Epochs start+1..epochs: train, validate, then append the epoch's clip means to `history`.
+    """Epochs `start`, ..., `epochs - 1` (counted from 0, as range counts): train, validate, then append the
+    epoch's clip means to `history`. The same `epoch` number goes to all three functions below.
 
-    train_epoch(epoch): trains epoch `epoch` (0-based) batch by batch as it is iterated, yielding for each
+    train_epoch(epoch): trains that epoch batch by batch as it is iterated, yielding for each
         batch three numbers: the sum over its clips of the loss, the sum of MPJPE in metres, its clip count.
     validate(epoch): after that epoch's training, the same three sums over the whole validation split.
     history: lists under RECORDED_KEYS (more keys may be there), the epochs before `start` already in

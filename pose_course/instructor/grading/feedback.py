@@ -1,23 +1,26 @@
 """Step 5 of grading (pose_course.instructor.grading.grade's docstring): what people read.
 
 `feedback` writes one submission's feedback.md from its result; `write_grades` the batch's grades.csv
-and grades.md.
+and grades.md, and with graded models leaderboard.md (ranks by MPJPE under pseudonyms).
 """
 
 from __future__ import annotations
 
 import csv
 import difflib
+import hashlib
 import io
 import re
+import secrets
 from pathlib import Path
 
 from pose_course.instructor.grading.answer_key import Instructor
-from pose_course.instructor.grading.results import Answer, Result
+from pose_course.instructor.grading.results import Answer, ModelScore, Result
 from pose_course.instructor.grading.scoring import describe_failure, fmt
 from pose_course.tables import markdown_table
 from pose_utils.errors import EXERCISE_PREFIX
 from pose_utils.fileio import atomic_path
+from pose_utils.skeleton import JOINT_NAMES
 
 MAX_SHOWN = 4000  # characters of a failure shown in feedback.md
 
@@ -89,6 +92,8 @@ def feedback(result: Result, instructor: Instructor) -> str:
             lines += ["Expected:", "", _fence(check.expected or "(no output)"), ""]
             if came:
                 lines += ["What came:", "", _fence(_cut(came)), ""]
+    if result.model is not None:
+        lines += _model_lines(result.model)
     if instructor.answers:
         lines += ["## Written answers (graded by hand)", ""]
         for a in instructor.answers:
@@ -108,25 +113,86 @@ def feedback(result: Result, instructor: Instructor) -> str:
     return "\n".join(lines)
 
 
-def _row(result: Result, ids: list) -> list:
+def _model_lines(m: ModelScore) -> list[str]:
+    lines = ["## Your model on the hidden clips", ""]
+    if m.problem:
+        return lines + [f"**{fmt(m.earned)} / {fmt(m.points)} points**: {m.problem}.", ""]
+    lines += [f"**{fmt(m.earned)} / {fmt(m.points)} points**: MPJPE {m.mpjpe_mm:.1f} mm on clips no one "
+              f"trained on (full points at or below {m.full_at_mm:.1f} mm, none at or above "
+              f"{m.zero_at_mm:.1f} mm, linear between); P-MPJPE {m.p_mpjpe_mm:.1f} mm; {m.parameters:,} "
+              f"parameters; loaded and predicted in {m.seconds:.1f} s."
+              + (f" On the leaderboard you are {m.pseudonym}." if m.pseudonym else ""), ""]
+    rows = [["", "MPJPE (mm)"], ["your model", f"{m.mpjpe_mm:.1f}"]]
+    rows += [[name, f"{value:.1f}"] for name, value in m.baselines.items()]
+    lines += [markdown_table(rows), ""]
+    if m.per_joint_mm:
+        base = m.baseline_per_joint_mm or [None] * len(m.per_joint_mm)
+        rows = [["joint", "your model (mm)", "mean pose (mm)"]]
+        rows += [[name, f"{v:.1f}", "" if b is None else f"{b:.1f}"]
+                 for name, v, b in zip(JOINT_NAMES, m.per_joint_mm, base, strict=False)]
+        lines += ["Per joint:", "", markdown_table(rows), ""]
+    return lines
+
+
+def _row(result: Result, ids: list, models: bool = False) -> list:
     earned = [fmt(result.checks[g].earned) if g in result.checks else "0" for g in ids]
-    return [result.name, *earned, fmt(result.total), result.status]
+    model = []
+    if models:
+        m = result.model
+        model = ["" if m is None or m.mpjpe_mm is None else f"{m.mpjpe_mm:.1f}", fmt(m.earned) if m else "0"]
+    return [result.name, *earned, *model, fmt(result.total), result.status]
+
+
+def pseudonyms(out_dir: Path, names) -> dict:
+    """A stable pseudonym per submission name, from a secret kept in OUT/.grader (made on first use): the
+    leaderboard can be published, and only the grader can tell who is who."""
+    key_file = out_dir / ".grader" / "leaderboard-key"
+    if not key_file.is_file():
+        key_file.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(key_file) as tmp:
+            tmp.write_text(secrets.token_hex(16))
+            tmp.chmod(0o600)
+    key = key_file.read_text().strip()
+    return {n: "student-" + hashlib.sha256(f"{key}:{n}".encode()).hexdigest()[:8] for n in names}
+
+
+def write_leaderboard(out_dir: Path, results: list[Result]) -> None:
+    """OUT/leaderboard.md: the scored models by MPJPE on the hidden clips, under pseudonyms."""
+    scored = sorted((r for r in results if r.model and r.model.mpjpe_mm is not None),
+                    key=lambda r: (r.model.mpjpe_mm, r.name))
+    names = pseudonyms(out_dir, [r.name for r in scored])
+    rows = [["rank", "who", "MPJPE (mm)", "P-MPJPE (mm)", "parameters", "points"]]
+    for rank, r in enumerate(scored, start=1):
+        m = r.model
+        rows.append([str(rank), names[r.name], f"{m.mpjpe_mm:.1f}", f"{m.p_mpjpe_mm:.1f}",
+                     f"{m.parameters:,}", f"{fmt(m.earned)} / {fmt(m.points)}"])
+    baseline = next((r.model.baselines for r in results if r.model), {})
+    lines = ["# Leaderboard: the trained models on the hidden clips", "",
+             f"{len(scored)} models scored"
+             + "".join(f"; {k}: {v:.1f} mm" for k, v in baseline.items()) + ".",
+             "", markdown_table(rows), ""]
+    with atomic_path(out_dir / "leaderboard.md") as tmp:
+        tmp.write_text("\n".join(lines), encoding="utf-8")
 
 
 def write_grades(out_dir: Path, results: list[Result], instructor: Instructor) -> None:
     """OUT/grades.csv (a row a student, a column a check, total, status) and OUT/grades.md."""
     ids = [c.grade_id for c in instructor.checks]
+    models = any(r.model is not None for r in results)
+    model_columns = ["model_mpjpe_mm", "model"] if models else []
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["student", *ids, "total", "status"])
+    writer.writerow(["student", *ids, *model_columns, "total", "status"])
     for r in results:
-        writer.writerow(_row(r, ids))
+        writer.writerow(_row(r, ids, models))
     with atomic_path(out_dir / "grades.csv") as tmp:
         tmp.write_text(buffer.getvalue(), encoding="utf-8")
     answer_points = sum(a.points for a in instructor.answers)
+    model_max = max((r.model.points for r in results if r.model), default=0)
     rows = [["student", *(f"{c.grade_id} ({fmt(c.points)})" for c in instructor.checks),
-             f"total ({fmt(instructor.max_points)})", "status"]]
-    rows += [_row(r, ids) for r in results]
+             *(["model MPJPE (mm)", f"model ({fmt(model_max)})"] if models else []),
+             f"total ({fmt(instructor.max_points + model_max)})", "status"]]
+    rows += [_row(r, ids, models) for r in results]
     lines = ["# Grades", "",
              f"{len(results)} submissions; automatic checks worth {fmt(instructor.max_points)} points" +
              (f", written answers worth {fmt(answer_points)} more, graded by hand from each NAME/feedback.md"
@@ -138,3 +204,5 @@ def write_grades(out_dir: Path, results: list[Result], instructor: Instructor) -
         lines.append("")
     with atomic_path(out_dir / "grades.md") as tmp:
         tmp.write_text("\n".join(lines), encoding="utf-8")
+    if models:
+        write_leaderboard(out_dir, results)

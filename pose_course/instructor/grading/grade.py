@@ -78,11 +78,19 @@ from pathlib import Path
 
 from pose_course.instructor.grading import sandbox
 from pose_course.instructor.grading.answer_key import read_instructor
-from pose_course.instructor.grading.feedback import feedback, write_grades
+from pose_course.instructor.grading.feedback import feedback, pseudonyms, write_grades
 from pose_course.instructor.grading.host_identity import inside, unreadable
 from pose_course.instructor.grading.intake import DEFAULT_MAX_BYTES, stage, syntax_errors
+from pose_course.instructor.grading.model_grade import HiddenSet, ModelRule, grade_model
 from pose_course.instructor.grading.results import Problem, Result
-from pose_course.instructor.grading.runs import Batch, one_line, run_checks, run_own_notebooks, write_helper
+from pose_course.instructor.grading.runs import (
+    Batch,
+    one_line,
+    run_checks,
+    run_model,
+    run_own_notebooks,
+    write_helper,
+)
 from pose_course.instructor.grading.scoring import fmt, score, student_answers
 from pose_course.instructor.grading.untrusted import Rejected, remove_tree
 from pose_utils.errors import ConfigError, DataError
@@ -122,7 +130,8 @@ def grade_one(batch: Batch, name: str, source: Path) -> Result:
     folder = batch.out_dir / name
     tic = time.monotonic()
     deadline = tic + batch.limits.wall_seconds
-    result = Result(name=name, source=str(source), max=batch.instructor.max_points)
+    result = Result(name=name, source=str(source), max=batch.instructor.max_points +
+                    (batch.model_rule.points if batch.hidden is not None else 0))
     problems = result.problems
     work = folder / "work"
     repo = None
@@ -150,6 +159,17 @@ def grade_one(batch: Batch, name: str, source: Path) -> Result:
             result.runs["checks"] = run.run.to_dict()
             result.checks, found = score(batch, run)
             problems += found
+        if batch.hidden is not None:
+            rule = batch.model_rule
+
+            def predict(_model_file):
+                return run_model(batch, repo, work / "model", folder, deadline, rule.run,
+                                 batch.hidden.frames_path, rule.predict_seconds, rule.batch_size)
+
+            result.model = grade_model(predict, repo, batch.hidden, rule)
+            result.model.pseudonym = pseudonyms(batch.out_dir, [name])[name]
+            if result.model.problem:
+                problems.append(Problem("model", f"model: {result.model.problem}"))
         if batch.execute_notebooks and deadline - time.monotonic() < 1:
             problems.append(Problem("hung", "hung: the checks used up the submission's time; its own "
                                             "notebooks did not run"))
@@ -174,7 +194,8 @@ def grade_one(batch: Batch, name: str, source: Path) -> Result:
         if not batch.keep_work:
             with contextlib.suppress(OSError):
                 remove_tree(work)
-    result.total = sum(e.earned for e in result.checks.values())
+    result.total = sum(e.earned for e in result.checks.values()) + (
+        result.model.earned if result.model else 0)
     result.seconds = round(time.monotonic() - tic, 2)
     result.status = " ".join(dict.fromkeys(p.code for p in problems)) or "ok"
     for p in problems:  # one line each, whatever an exception message held
@@ -239,7 +260,8 @@ def _python_unreadable() -> Path | None:
 def grade(submissions, out_dir, instructor_root, jobs: int = 1, timeout: float = DEFAULT_TIMEOUT,
           cell_timeout: float = DEFAULT_CELL_TIMEOUT, parameters: dict | None = None, *,
           limits: sandbox.Limits | None = None, max_bytes: int = DEFAULT_MAX_BYTES,
-          execute_notebooks: bool = True, keep_work: bool = False, progress=None) -> list[dict]:
+          execute_notebooks: bool = True, keep_work: bool = False, progress=None,
+          hidden_data=None, model_rule: ModelRule | None = None) -> list[dict]:
     """Grade every submission (a folder or a .zip) into out_dir/NAME/, `jobs` at a time, then write
     out_dir/grades.csv and grades.md. Returns the results (result.json's content), sorted by NAME.
 
@@ -283,6 +305,17 @@ def grade(submissions, out_dir, instructor_root, jobs: int = 1, timeout: float =
                               "is root): make it readable (chmod -R o+rX on its folder) or use a Python and "
                               "data that every user can read")
     hide = [instructor_root, out_dir, Path.home(), *(p.resolve() for p in paths)]
+    if hidden_data is not None:
+        hidden_dir = Path(hidden_data).resolve()
+        if not hidden_dir.is_dir():
+            raise DataError(f"--hidden-data {hidden_data}: no such folder")
+        for e in [*expose, notebooks_dir, *(p.resolve() for p in paths)]:
+            if inside(e, hidden_dir) or inside(hidden_dir, e):
+                raise ConfigError(f"--hidden-data {hidden_dir}: overlaps {e}, which the sandbox can read; "
+                                  "keep the hidden labels in a folder of their own")
+        hide.append(hidden_dir)
+        model_rule = model_rule or ModelRule()
+        model_rule.check()
     source_root = _grader_source_root()
     if source_root is not None:
         hide.append(source_root)
@@ -290,9 +323,13 @@ def grade(submissions, out_dir, instructor_root, jobs: int = 1, timeout: float =
     for name, _ in named:
         _reset(out_dir / name)
     write_helper(helper_dir)
+    hidden = None
+    if hidden_data is not None:
+        hidden = HiddenSet.prepare(hidden_dir, model_rule.split, helper_dir)
+        pseudonyms(out_dir, [])  # the leaderboard's key, made once before the submissions run in threads
     limits = dataclasses.replace(limits or sandbox.Limits(), wall_seconds=float(timeout))
     batch = Batch(instructor, out_dir, helper_dir, limits, float(cell_timeout), parameters, hide, expose,
-                   max_bytes, execute_notebooks, keep_work)
+                   max_bytes, execute_notebooks, keep_work, model_rule=model_rule, hidden=hidden)
     lock = threading.Lock()
     done = []
 
@@ -392,7 +429,9 @@ def main(args: argparse.Namespace) -> int:
                     cell_timeout=given_flag(args, "cell_timeout", DEFAULT_CELL_TIMEOUT),
                     parameters=parameters, limits=limits,
                     execute_notebooks=not getattr(args, "checks_only", False),
-                    progress=lambda line: print(line, flush=True))
+                    progress=lambda line: print(line, flush=True),
+                    hidden_data=getattr(args, "hidden_data", None),
+                    model_rule=ModelRule.read(getattr(args, "model_rule", None)))
     troubled = sum(1 for r in results if r["status"] != "ok")
     print(f"graded {len(results)} submissions ({troubled} with problems): {out_dir / 'grades.csv'}, "
           f"{out_dir / 'grades.md'}, feedback in {out_dir}/NAME/feedback.md")

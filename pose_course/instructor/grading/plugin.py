@@ -3,7 +3,9 @@
 Never imported by the grader: pose_course.instructor.grading.runs copies this file's text into the batch's
 helper folder (with check_outputs.py beside it), and the sandboxed pytest loads it with
 `-p _pose_utils_grader` (the checks, steps 2-3 of the contract in grade's docstring) or
-Python runs it as `python -P _pose_utils_grader.py papermill SPEC.json` (step 4).
+Python runs it as `python -P _pose_utils_grader.py papermill SPEC.json` (step 4) or
+`python -P _pose_utils_grader.py predict SPEC.json` (step 2b: the submitted model on the hidden frames;
+that process imports the student's package, so nothing it says is believed: grading/model_grade.py).
 
 Importing it connects to the grader's channel (pose_course.instructor.grading.channel) before any code of the
 submission runs, takes the grader's variables out of the environment and makes the process
@@ -179,5 +181,37 @@ def _papermill(spec_path):
         send(entry)
 
 
+def _predict(spec_path):
+    with open(spec_path) as f:
+        spec = json.load(f)
+    import numpy as np
+
+    if KERNEL_PATH is not None:
+        sys.path.insert(0, KERNEL_PATH)  # the student's pose_utils: its layers, registered with Keras
+    try:
+        from pose_utils.models import register_layers
+        register_layers()
+    except Exception as e:  # a model of plain Keras layers still loads
+        print(f"pose_utils.models.register_layers failed: {type(e).__name__}: {e}", file=sys.stderr)
+    import keras
+
+    try:
+        model = keras.saving.load_model(spec["model"], compile=False, safe_mode=True)
+    except Exception as e:
+        first = (str(e).strip().splitlines() or [""])[0][:300]
+        sys.exit(f"model.keras does not load in Keras's safe mode: {type(e).__name__}: {first}")
+    frames = np.load(spec["frames"], mmap_mode="r")
+    size = int(spec["batch_size"])
+    outputs = []
+    for start in range(0, len(frames), size):
+        x = np.asarray(frames[start:start + size], dtype=np.float32) / 255.0
+        outputs.append(np.asarray(model(x, training=False), dtype=np.float32))
+    tmp = spec["output"] + ".tmp.npy"
+    np.save(tmp, np.concatenate(outputs))
+    os.replace(tmp, spec["output"])
+
+
 if __name__ == "__main__" and sys.argv[1:2] == ["papermill"]:
     _papermill(sys.argv[2])
+elif __name__ == "__main__" and sys.argv[1:2] == ["predict"]:
+    _predict(sys.argv[2])

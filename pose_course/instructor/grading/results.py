@@ -5,6 +5,7 @@ string-keyed dicts, in the spirit of otter-grader's `GradingResults`.
     OwnRun       step 4: the student's notebooks as submitted (one NotebookRun each)
     CheckScore   step 3 -> 5: one check's points, outcome and what the student sees of a failure
     Answer       a written answer's text, graded by hand
+    ModelScore   step 2b: the submitted model on the hidden clips (grading/model_grade.py)
     Problem      one line of trouble (a code for the status column, a line for people)
     Result       one submission: all of the above; `to_dict()` is its result.json (what `grade` returns)
                  and `from_dict` reads one back when a regrade rewrites the batch's sheets
@@ -75,6 +76,23 @@ class Answer:
 
 
 @dataclass
+class ModelScore:
+    points: float
+    earned: float = 0.0
+    mpjpe_mm: float | None = None
+    p_mpjpe_mm: float | None = None
+    per_joint_mm: list[float] | None = None
+    parameters: int | None = None
+    seconds: float | None = None  # loading and predicting, in the sandbox
+    full_at_mm: float | None = None
+    zero_at_mm: float | None = None
+    problem: str | None = None  # one line: why the model earned nothing
+    baselines: dict = field(default_factory=dict)  # name -> MPJPE (mm) on the same clips
+    baseline_per_joint_mm: list[float] | None = None  # the mean pose's, joint by joint
+    pseudonym: str | None = None  # the submission's name on the leaderboard
+
+
+@dataclass
 class Result:
     name: str
     source: str
@@ -83,7 +101,8 @@ class Result:
     checks: dict[str, CheckScore] = field(default_factory=dict)
     answers: dict[str, Answer] = field(default_factory=dict)
     notebooks: list[NotebookRun] = field(default_factory=list)
-    runs: dict = field(default_factory=dict)  # "checks" / "notebooks" -> the sandbox's record of the run
+    runs: dict = field(default_factory=dict)  # "checks" / "notebooks" / "model" -> the sandbox's record
+    model: ModelScore | None = None  # graded with --hidden-data
     total: float = 0.0
     seconds: float = 0.0
     status: str = "ok"
@@ -94,7 +113,8 @@ class Result:
                 "checks": {gid: c.to_dict() for gid, c in self.checks.items()},
                 "answers": {gid: dataclasses.asdict(a) for gid, a in self.answers.items()},
                 "notebooks": [dataclasses.asdict(n) for n in self.notebooks],
-                "runs": self.runs, "total": self.total, "max": self.max, "seconds": self.seconds,
+                "runs": self.runs, "model": dataclasses.asdict(self.model) if self.model else None,
+                "total": self.total, "max": self.max, "seconds": self.seconds,
                 "status": self.status}
 
     @classmethod
@@ -106,6 +126,7 @@ class Result:
                        checks={gid: CheckScore(**c) for gid, c in d["checks"].items()},
                        answers={gid: Answer(**a) for gid, a in d["answers"].items()},
                        notebooks=[NotebookRun(**n) for n in d["notebooks"]], runs=dict(d["runs"]),
+                       model=ModelScore(**d["model"]) if d.get("model") else None,
                        total=float(d["total"]), seconds=float(d["seconds"]), status=str(d["status"]))
         except (KeyError, TypeError, AttributeError, ValueError) as e:
             raise ValueError(f"not a grading result ({type(e).__name__}: {e})") from None

@@ -27,6 +27,7 @@ from pose_course.instructor.grading.untrusted import Rejected, copy_tree, read_b
 from pose_course.runner import NOTEBOOK_PATTERN
 from pose_course.tracebacks import error_line, strip_colours
 from pose_utils.fileio import atomic_path, write_json
+from pose_utils.training.runfolder import MODEL_FILE
 
 # The module name the sandboxed pytest loads grading/plugin.py under (-p), and the file name it has there;
 # check_outputs.py goes beside it under its own name (the plugin imports it).
@@ -52,6 +53,8 @@ class Batch:
     max_bytes: int
     execute_notebooks: bool
     keep_work: bool
+    model_rule: object = None  # model_grade.ModelRule with --hidden-data, else None
+    hidden: object = None  # model_grade.HiddenSet: the labels stay in the grader's process
     cancel: threading.Event = dataclasses.field(default_factory=threading.Event)
 
     @property
@@ -204,3 +207,28 @@ def one_line(text: str, limit: int = 400) -> str:
     """A message as result.json holds it: one line of at most `limit` characters, whatever it held."""
     text = " ".join(str(text).split())
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def run_model(batch: Batch, repo: Path, box: Path, folder: Path, deadline: float, run: str,
+              frames: Path, predict_seconds: float, batch_size: int) -> tuple[Path, bool, str | None]:
+    """Step 2b's sandboxed part (grading/model_grade.py): the submission's `run`/model.keras predicts the
+    hidden frames into box/predictions.npy. Returns (box, timed out, one line when it failed)."""
+    copy_tree(repo, box / "repo", batch.max_bytes, MAX_FILES, SKIPPED_DIRS)
+    spec = {"model": str(box / "repo" / run / MODEL_FILE), "frames": str(frames),
+            "output": str(box / "predictions.npy"), "batch_size": int(batch_size)}
+    write_json(box / "spec.json", spec)
+    command = [*_python(), str(batch.helper_dir / f"{HELPER_NAME}.py"), "predict", str(box / "spec.json")]
+    limit = min(deadline, time.monotonic() + predict_seconds)
+    result, _ = _sandboxed(batch, box, folder, "model", command, {KERNEL_PATH_VAR: str(box / "repo")}, limit)
+    if result.timed_out:
+        return box, True, None
+    if result.returncode != 0:
+        log = folder / "logs" / "model.stderr.log"  # the run's stderr as the grader wrote it: its last line
+        with open(log, "rb") as f:
+            f.seek(max(0, log.stat().st_size - 4096))
+            tail = f.read().decode("utf-8", "replace")
+        lines = [ln for ln in strip_colours(tail).splitlines() if ln.strip()]
+        why = "out of memory" if result.memory_exceeded else (lines[-1] if lines else
+                                                               f"exit status {result.returncode}")
+        return box, False, one_line(f"predicting the hidden clips failed: {why}")
+    return box, False, None

@@ -1,0 +1,225 @@
+"""Grading the model a student trained (`grade --hidden-data`): real runs, real Keras files, the real sandbox.
+
+A tiny course (one notebook, no checks) so that only the model part runs. Submissions: a run trained by
+the engine (cnn_frame, 2 epochs on the tiny preset), the same model never trained (what a train_step that
+never applies its gradients leaves), a hostile one whose package searches every readable path for the
+hidden labels, and bad models (no run folder, a Python Lambda, over the parameter budget, over the size
+limit, outputs of the wrong shape, NaN outputs, too slow). Everything lives in pytest's temporary folders.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pose_course.instructor.grading import sandbox
+from pose_course.instructor.grading.grade import grade
+from pose_course.instructor.grading.model_grade import ModelRule, points_for
+from pose_utils.errors import ConfigError
+from pose_utils.skeleton import JOINT_NAMES
+from pose_utils.training.runfolder import TRANSFORM_FILE
+
+pytestmark = [pytest.mark.skipif(sandbox.unavailable() is not None, reason=str(sandbox.unavailable())),
+              pytest.mark.slow]
+
+RULE = ModelRule(points=10, full_at_mm=150.0, zero_at_mm="mean_pose", max_parameters=1_000_000,
+                 max_model_mb=12, predict_seconds=30, batch_size=8)
+
+# Runs inside the sandbox when the predicting process imports the student's pose_utils: looks for the
+# hidden labels everywhere it can read, by name and by content, and prints what it found to stderr
+# (logs/model.stderr.log); then predicts like any other model.
+HOSTILE = '''
+import os, sys
+hits = []
+for top in ("/", ):
+    for root, dirs, files in os.walk(top):
+        dirs[:] = [d for d in dirs if not (root == "/" and d in ("proc", "sys", "dev"))]
+        for f in files:
+            if f.startswith(("joint_3d_clips", "videoframes_clips")) or f in ("train.h5", "valid.h5"):
+                hits.append(os.path.join(root, f))
+for guess in ({hidden!r}, {hidden!r} + "/valid.h5", {hidden!r} + "/joint_3d_clips_valid.npy"):
+    try:
+        hits.append((guess, os.listdir(guess) if os.path.isdir(guess) else len(open(guess, "rb").read())))
+    except OSError as e:
+        pass
+print("HOSTILE-FOUND", hits, file=sys.stderr)
+'''
+
+
+def _write_run(folder: Path, model, transform) -> None:
+    from pose_utils.targets import save_transform
+
+    folder.mkdir(parents=True, exist_ok=True)
+    model.save(folder / "model.keras")
+    save_transform(folder / TRANSFORM_FILE, transform)
+    (folder / "config.json").write_text("{}")
+
+
+def _student(base: Path, name: str, init: str = "") -> Path:
+    repo = base / name
+    (repo / "pose_utils").mkdir(parents=True)
+    (repo / "pose_utils" / "__init__.py").write_text(init)
+    return repo
+
+
+def _plain_model(frame_size: int, out_shape=(8, 17, 3), units: int = 51, extra: int = 0, lam: bool = False):
+    import keras
+
+    x = keras.Input((8, frame_size, frame_size, 3))
+    h = keras.layers.TimeDistributed(keras.layers.AveragePooling2D(4))(x)
+    h = keras.layers.Reshape((8, -1))(h)
+    if extra:
+        h = keras.layers.Dense(extra)(h)
+    if lam:
+        h = keras.layers.Lambda(lambda t: t * 2.0)(h)
+    h = keras.layers.Dense(units)(h)
+    return keras.Model(x, keras.layers.Reshape(out_shape)(h))
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory):
+    import keras
+
+    from pose_course.cli import main as cli
+    from pose_utils.data import open_split
+    from pose_utils.models import build_model
+    from pose_utils.targets import fit_transform
+    from pose_utils.training import TrainConfig, train
+
+    base = tmp_path_factory.mktemp("model_grading")
+    data, hidden = base / "data", base / "hidden"
+    for folder, seed in ((data, "0"), (hidden, "7")):
+        assert cli(["make-data", "--out", str(folder), "--preset", "tiny", "--format", "h5", "--seed", seed,
+                    "--workers", "1"]) == 0
+    course = base / "course"
+    (course / "notebooks").mkdir(parents=True)
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.cells = [nbformat.v4.new_code_cell("x = 1", metadata={"tags": ["parameters"]}),
+                nbformat.v4.new_markdown_cell("YOUR ANSWER HERE", metadata={"tags": ["answer"], "nbgrader": {
+                    "grade": True, "solution": True, "grade_id": "why", "points": 1}})]
+    nbformat.write(nb, str(course / "notebooks" / "01_intro.ipynb"))
+
+    subs = base / "submissions"
+    trained = _student(subs, "trained")
+    config = TrainConfig(model="cnn_frame", epochs=2, batch_size=4, learning_rate=1e-3, seed=0)
+    train(data, trained / "runs" / "challenge", config, progress=False, keep_checkpoints=False)
+
+    with open_split(data, "train") as store:
+        joints = np.asarray(store.joints)
+        frame_size = store.frame_size
+    keras.utils.set_random_seed(0)
+    _write_run(_student(subs, "untrained") / "runs" / "challenge",
+               build_model("cnn_frame", frame_size=frame_size), fit_transform("standard", joints))
+    identity = fit_transform("identity", joints)
+    _write_run(_student(subs, "hostile", HOSTILE.format(hidden=str(hidden.resolve()))) / "runs" / "challenge",
+               _plain_model(frame_size), identity)
+    _student(subs, "no_run")
+    _write_run(_student(subs, "lambda") / "runs" / "challenge", _plain_model(frame_size, lam=True), identity)
+    _write_run(_student(subs, "too_many_weights") / "runs" / "challenge",
+               _plain_model(frame_size, extra=1500), identity)  # 1.23 M weights, 4.9 MB
+    big = _student(subs, "too_big") / "runs" / "challenge"
+    big.mkdir(parents=True)
+    (big / "model.keras").write_bytes(np.random.default_rng(0).bytes(13 * 1024 * 1024))
+    _write_run(_student(subs, "wrong_shape") / "runs" / "challenge",
+               _plain_model(frame_size, out_shape=(8, 51)), identity)
+    nan = _plain_model(frame_size)
+    nan.set_weights([np.full_like(w, np.nan) for w in nan.get_weights()])
+    _write_run(_student(subs, "nan") / "runs" / "challenge", nan, identity)
+    _write_run(_student(subs, "slow", "import time\ntime.sleep(600)\n") / "runs" / "challenge",
+               _plain_model(frame_size), identity)
+
+    rule = RULE
+    out = base / "grades"
+    results = grade(sorted(subs.iterdir()), out, course, jobs=2, execute_notebooks=False,
+                    hidden_data=hidden, model_rule=rule)
+    return {r["name"]: r for r in results}, out, subs, course, hidden
+
+
+def test_trained_and_untrained_models_are_scored_against_the_hidden_labels(graded):
+    results, out, *_ = graded
+    for name in ("trained", "untrained"):
+        m = results[name]["model"]
+        assert m["problem"] is None, m
+        assert 0 < m["p_mpjpe_mm"] <= m["mpjpe_mm"] < 2000 and len(m["per_joint_mm"]) == 17
+        assert m["earned"] == points_for(m["mpjpe_mm"], RULE, m["zero_at_mm"])
+        assert results[name]["total"] == m["earned"] and results[name]["max"] == RULE.points
+        assert m["zero_at_mm"] == m["baselines"]["mean pose"] > 0
+        assert 0 < m["parameters"] <= RULE.max_parameters and m["seconds"] < RULE.predict_seconds
+    # never trained: its outputs are the standardised targets' zero, near the training mean pose
+    untrained = results["untrained"]["model"]
+    assert untrained["earned"] < RULE.points / 2
+    feedback = (out / "trained" / "feedback.md").read_text()
+    assert "## Your model on the hidden clips" in feedback
+    assert all(f"| {joint} |" in feedback for joint in JOINT_NAMES)  # the per-joint table
+    with open(out / "grades.csv", newline="") as f:
+        rows = {row["student"]: row for row in csv.DictReader(f)}
+    assert float(rows["trained"]["model_mpjpe_mm"]) == pytest.approx(results["trained"]["model"]["mpjpe_mm"],
+                                                                     abs=0.05)
+    assert float(rows["lambda"]["model"]) == 0 and rows["lambda"]["model_mpjpe_mm"] == ""
+    board = (out / "leaderboard.md").read_text()
+    assert not any(f"| {name} |" in board for name in results)  # pseudonyms only
+    pseudonym = results["trained"]["model"]["pseudonym"]
+    assert pseudonym in board and pseudonym in feedback
+
+
+@pytest.mark.parametrize("name, words", [
+    ("no_run", "no run folder runs/challenge/"),
+    ("lambda", "does not load in Keras's safe mode"),
+    ("too_many_weights", "over the budget of 1,000,000"),
+    ("too_big", "over the 12 MiB limit"),
+    ("wrong_shape", "expected floats of shape (16, 8, 17, 3)"),
+    ("nan", "NaN or infinite values"),
+    ("slow", "longer than 30 s"),
+])
+def test_a_bad_model_gets_one_line_and_no_model_points(graded, name, words):
+    results, out, *_ = graded
+    m = results[name]["model"]
+    assert m["earned"] == 0 and words in m["problem"], m["problem"]
+    assert any(p["code"] == "model" and words in p["line"] for p in results[name]["problems"])
+    assert words in (out / name / "feedback.md").read_text()
+
+
+def test_the_hidden_labels_are_out_of_reach_of_the_submission(graded):
+    results, out, *_ = graded
+    log = (out / "hostile" / "logs" / "model.stderr.log").read_text()
+    found = [ln for ln in log.splitlines() if ln.startswith("HOSTILE-FOUND")]
+    assert found == ["HOSTILE-FOUND []"], found  # it ran, and found no label file anywhere
+    assert results["hostile"]["model"]["problem"] is None  # and its model was scored like any other
+
+
+def test_grading_again_gives_the_same_numbers(graded, tmp_path):
+    results, out, subs, course, hidden = graded
+    again = grade([subs / "trained", subs / "wrong_shape"], tmp_path / "out", course, jobs=1,
+                  execute_notebooks=False, hidden_data=hidden, model_rule=RULE)
+    for r in again:
+        before, now = results[r["name"]]["model"], r["model"]
+        assert (now["mpjpe_mm"] is None) == (before["mpjpe_mm"] is None)
+        if now["mpjpe_mm"] is not None:
+            assert abs(now["mpjpe_mm"] - before["mpjpe_mm"]) <= 0.1
+        assert now["earned"] == before["earned"] and now["problem"] == before["problem"]
+
+
+def test_bad_rules_and_hidden_folders_are_plain_errors(graded, tmp_path):
+    results, out, subs, course, hidden = graded
+    rule_file = tmp_path / "rule.json"
+    rule_file.write_text(json.dumps({"points": 5, "full_at_mm": 200, "zero_at_mm": 100}))
+    with pytest.raises(ConfigError, match="zero_at_mm must be"):
+        ModelRule.read(rule_file)
+    rule_file.write_text(json.dumps({"pionts": 5}))
+    with pytest.raises(ConfigError, match="unknown: pionts"):
+        ModelRule.read(rule_file)
+    with pytest.raises(ConfigError, match="inside the submission"):
+        ModelRule(run="../elsewhere").check()
+    inside = tmp_path / "sub"
+    shutil.copytree(subs / "no_run", inside)
+    (inside / "labels").mkdir()
+    with pytest.raises(ConfigError, match="overlaps"):
+        grade([inside], tmp_path / "o", course, execute_notebooks=False, hidden_data=inside / "labels")
