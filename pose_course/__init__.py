@@ -11,6 +11,7 @@ A notebook holds no logic of its own; each of its steps is one call here (`impor
     records      `record` (a value for the runner and the tests), `read_records`
     tables       text and Markdown tables: skeleton, bones, layers, epochs, metrics, the per-joint table
     sweep        notebook 05's sweep of notebook 03 (`sweep_settings`, `sweep`, `sweep_rows`, `runs_varying`)
+    challenge    notebook 06's hand-in: `hand_in_run` copies a finished run to `CHALLENGE_RUN`
     and, from the subject: `frame_grid`, `pick_clips` (pose_utils.plots.picks), the mean-pose baseline's
     numbers `mean_pose_baseline_mm`, `baseline_metrics` (pose_utils.evaluate)
 
@@ -31,6 +32,7 @@ and, not imported here:
 Light to import: TensorFlow, papermill and nbformat load inside the functions that need them.
 """
 
+from pose_course.challenge import CHALLENGE_RUN, hand_in_run
 from pose_course.paths import default_dir, notebook_path, outputs_root
 from pose_course.provision import ensure_data, ensure_run, has_dataset, prepare_run_dir, setup
 from pose_course.records import RECORD_MIME, read_records, record
@@ -49,9 +51,10 @@ from pose_utils.evaluate import baseline_metrics, mean_pose_baseline_mm
 from pose_utils.plots.picks import frame_grid, pick_clips
 
 __all__ = [
-    "RECORD_MIME", "baseline_metrics", "bone_table", "default_dir", "notebook_path", "outputs_root",
+    "CHALLENGE_RUN", "RECORD_MIME", "baseline_metrics", "bone_table", "default_dir", "notebook_path",
+    "outputs_root",
     "ensure_data", "ensure_run", "frame_grid",
-    "has_dataset", "history_table", "layer_table", "markdown_table", "mean_pose_baseline_mm",
+    "hand_in_run", "has_dataset", "history_table", "layer_table", "markdown_table", "mean_pose_baseline_mm",
     "metrics_rows", "per_joint_table_rows", "pick_clips", "prepare_run_dir", "read_records", "record",
     "runs_varying", "setup", "skeleton_table", "sweep", "sweep_rows", "sweep_settings", "text_table",
 ]

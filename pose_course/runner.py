@@ -39,10 +39,12 @@ DEMO_PARAMETERS: dict[str, dict] = {
     "03": {"model": "cnn_lstm", "epochs": 8},
     "05": {"sweep_model": "seed", "sweep_epochs": 2, "batch_sizes": [1, 5, 10],
            "learning_rates": [1e-4, 1e-3], "sweep_max_train_clips": 30, "sweep_max_valid_clips": 20},
+    "06": {"epochs": 4},
 }
 
 # Paths the runner chains between notebooks (relative to OUT), given to the notebooks that take them.
-CHAINED_PATHS = {"run_dir": "run", "eval_dir": "evaluation", "sweep_dir": "experiments"}
+CHAINED_PATHS = {"run_dir": "run", "eval_dir": "evaluation", "sweep_dir": "experiments",
+                 "challenge_dir": "challenge"}
 
 
 # ----------------------------------------------------------------------------- parameters
@@ -101,7 +103,7 @@ def plan(notebooks: list[Path], out_dir: Path, quick: bool, given: dict) -> list
     common.update({name: str(out_dir / sub) for name, sub in CHAINED_PATHS.items()})
     common["train_if_missing"] = False  # 04 reads the run 03 wrote; a missing run is an error here
     given = dict(given)
-    for key in ("data_dir", "run_dir", "eval_dir", "sweep_dir"):
+    for key in ("data_dir", *CHAINED_PATHS):
         if isinstance(given.get(key), str):
             given[key] = str(Path(given[key]).resolve())  # the kernels run in the notebooks' folder
     training = next((nb for nb in notebooks if "training" in nb.stem), None)

@@ -15,7 +15,7 @@ from pose_course.compare import (
     train_config,
 )
 from pose_utils.errors import ConfigError
-from pose_utils.models import available_models, build_model
+from pose_utils.models import build_model, compared_models
 from pose_utils.skeleton import JOINT_NAMES
 
 REQUIRED = {"mpjpe_mm", "p_mpjpe_mm", "per_joint_mpjpe_mm", "params", "train_seconds", "epochs"}
@@ -33,7 +33,7 @@ def test_results_json_holds_every_model_with_the_agreed_keys(tiny_benchmark):
     saved = json.loads((out / "results.json").read_text())
     assert saved == json.loads(json.dumps(results))  # what was returned is what was written
     models = saved["models"]
-    assert set(available_models()) | {BASELINE, "cnn_tcn_aug", "cnn_lstm_tuned"} == set(models)
+    assert set(compared_models()) | {BASELINE, "cnn_tcn_aug", "cnn_lstm_tuned"} == set(models)
     assert list(models)[:2] == [BASELINE, "seed"]
     for name, record in models.items():
         assert REQUIRED <= set(record), name
@@ -42,7 +42,7 @@ def test_results_json_holds_every_model_with_the_agreed_keys(tiny_benchmark):
         assert record["p_mpjpe_mm"] <= record["mpjpe_mm"] + 1e-6  # Procrustes can only lower the error
         # MPJPE is the mean of the per-joint errors (all joints, frames and clips weigh the same).
         assert record["mpjpe_mm"] == pytest.approx(np.mean(list(record["per_joint_mpjpe_mm"].values())))
-    for name in available_models():
+    for name in compared_models():
         assert models[name]["epochs"] == 1
         assert models[name]["train_seconds"] > 0
         assert models[name]["params"] == build_model(name, frame_size=64).count_params()
@@ -145,7 +145,7 @@ def test_presets_and_bad_names():
         get_preset("fast")
     for preset in PRESETS.values():
         entries = preset.entries()
-        assert set(available_models()) <= set(entries)
+        assert set(compared_models()) <= set(entries)
         configs = {name: train_config(preset, r) for name, r in entries.items()}
         for name in ("seed", "seed_tanh", "seed_linear"):  # the seed's stack trains with the report's recipe
             assert (configs[name].learning_rate, configs[name].batch_size) == (1e-4, 5)

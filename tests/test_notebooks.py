@@ -2,7 +2,7 @@
 parameters, then assertions on what each notebook recorded and wrote. Plus the runner's error paths on
 small synthetic notebooks, and the hygiene of the committed notebooks (graders run nbval on them).
 
-The quick run is the one execution of the five notebooks in `make test`: the fixture leaves its executed
+The quick run is the one execution of the six notebooks in `make test`: the fixture leaves its executed
 copies on the session's config (stored_outputs.SESSION_EXECUTED), and nbval's items for the committed
 notebooks, collected later in the same session (`pytest tests notebooks --nbval-lax`), check those copies by
 nbval's own rules instead of executing every notebook again (notebooks/conftest.py). The tests that need
@@ -27,13 +27,13 @@ from pose_utils.fileio import read_json
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK_DIR = ROOT / "notebooks"
-NAMES = ["01_data", "02_model", "03_training", "04_evaluation", "05_experiments"]
+NAMES = ["01_data", "02_model", "03_training", "04_evaluation", "05_experiments", "06_challenge"]
 
 
 # ----------------------------------------------------------------------------- the quick run
 
 
-slow = pytest.mark.slow  # executes the five notebooks (minutes)
+slow = pytest.mark.slow  # executes the six notebooks (minutes)
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +64,7 @@ def _images(nb) -> int:
 def test_every_notebook_ran_in_order_without_errors(quick):
     out, summary = quick
     assert [nb["name"] for nb in summary["notebooks"]] == [f"{n}.ipynb" for n in NAMES]
-    assert read_json(out / "summary.json")["notebooks"][-1]["name"] == "05_experiments.ipynb"
+    assert read_json(out / "summary.json")["notebooks"][-1]["name"] == "06_challenge.ipynb"
     for name in NAMES:
         nb = nbformat.read(out / f"{name}.ipynb", as_version=4)
         assert not list(_outputs(nb, "error")), name

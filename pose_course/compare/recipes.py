@@ -59,7 +59,8 @@ class Preset:
         """Entry name -> Recipe, in table order: the seed, the other registered models, extra entries."""
         from pose_utils.models import MODELS
 
-        ordered = [SEED] + [n for n in MODELS if n != SEED]  # the registry's order: the steps from the seed
+        # the registry's order: the steps from the seed (not the student's challenge model)
+        ordered = [SEED] + [n for n in MODELS if n != SEED and MODELS[n].compared]
         entries = {n: self.recipes.get(n) or self.default_recipe(n) for n in ordered}
         entries.update({k: v for k, v in self.recipes.items() if k not in entries})
         return entries

@@ -4,7 +4,8 @@
 first). The others are steps away from it, each explained in docs/models.md: `seed_tanh` (the seed as
 the report's code ran it: a tanh head on raw metres), `seed_linear` (a linear head), the compact CNN
 models of `cnn.py` (`cnn_frame`, `cnn_lstm`, `cnn_tcn`), their training-time augmentation layers
-(`layers.py`) and the training-only 2-D keypoint head (`keypoint_head.py`).
+(`layers.py`) and the training-only 2-D keypoint head (`keypoint_head.py`); `challenge` is the
+student's own design (`challenge.py`, notebook 06).
 
 Every builder takes (frames, frame_size, **options) and returns a keras.Model mapping
 (B, frames, S, S, 3) float32 in [0, 1] to (B, frames, 17, 3) float32 in its target space. Builders are
@@ -33,6 +34,7 @@ class ModelSpec:
     builder: str
     target_transform: str
     description: str
+    compared: bool = True  # in the benchmark's comparison (docs/models.md); not the student's challenge
 
     def load(self):
         module, function = self.builder.split(":")
@@ -61,6 +63,9 @@ MODELS: dict[str, ModelSpec] = {
         "cnn:build_cnn_tcn", "standard",
         "the CNN backbone, then residual temporal convolutions (kernel 3, both directions) "
         "and a linear head"),
+    "challenge": ModelSpec(
+        "challenge:build_challenge", "standard",
+        "the challenge: a model of the student's design within a budget (notebook 06)", compared=False),
 }
 
 
@@ -73,6 +78,11 @@ def model_spec(name: str) -> ModelSpec:
 
 def available_models() -> list[str]:
     return sorted(MODELS)
+
+
+def compared_models() -> list[str]:
+    """The project's models, which the benchmark compares: all but the student's challenge model."""
+    return sorted(name for name, spec in MODELS.items() if spec.compared)
 
 
 def build_model(name: str = "seed", frames: int = NUM_FRAMES, frame_size: int = 224, **options):

@@ -30,10 +30,12 @@ from pathlib import Path
 
 import numpy as np
 
+from pose_course.challenge import CHALLENGE_RUN
 from pose_course.instructor.grading.results import ModelScore
 from pose_course.instructor.grading.untrusted import read_back
 from pose_utils.errors import ConfigError, PoseUtilsError
 from pose_utils.fileio import atomic_path
+from pose_utils.models.challenge import MAX_PARAMETERS
 from pose_utils.training.runfolder import MODEL_FILE, TRANSFORM_FILE
 
 HIDDEN_FRAMES = "hidden-frames.npy"  # in the batch's helper folder: frames only, never labels
@@ -45,12 +47,12 @@ MiB = 1024 * 1024
 class ModelRule:
     """How a submitted model is found, limited and scored (`--model-rule FILE`: a JSON object of these)."""
 
-    run: str = "runs/challenge"  # the run folder in the submission (model.keras, target_transform.json, ...)
+    run: str = CHALLENGE_RUN  # the run folder in the submission (model.keras, target_transform.json, ...)
     split: str = "valid"  # the hidden folder's split that is predicted
     points: float = 10.0
     full_at_mm: float = 150.0  # MPJPE at or below which the model earns every point
     zero_at_mm: float | str = "mean_pose"  # at or above: none; "mean_pose": the hidden mean pose's MPJPE
-    max_parameters: int = 2_000_000
+    max_parameters: int = MAX_PARAMETERS  # the challenge's budget, as notebook 06 states it
     max_model_mb: float = 64.0
     predict_seconds: float = 120.0  # loading and predicting, in the sandbox
     batch_size: int = 16
