@@ -12,10 +12,12 @@ grader's own code) and scores them against the labels with pose_utils.metrics. T
 read from the weights file inside `model.keras` (HDF5 dataset shapes), never from the student's process.
 
 Points follow one instructor-side rule (`ModelRule`, a JSON file given with `--model-rule`): full points
-at or below `full_at_mm`, none at or above `zero_at_mm` (a number, or "mean_pose": the error of always
-predicting the hidden labels' own mean pose), linear between. A bad model (no run folder, a file over the
-size limit, over the parameter budget, not loadable in safe mode, outputs of the wrong shape or not
-finite, past its time limit) is one line and 0 model points; the batch goes on.
+at or below `full_at_mm` (a number, or "reference": `reference_factor` times the MPJPE of the
+instructor's own run `reference` on the same clips), none at or above `zero_at_mm` (a number, or
+"mean_pose": the error of always predicting the hidden labels' own mean pose), linear between. A bad
+model (no run folder, a file over the size limit, over the parameter budget, not loadable in safe mode,
+outputs of the wrong shape or not finite, past its time limit) is one line and 0 model points; the
+batch goes on.
 """
 
 from __future__ import annotations
@@ -50,7 +52,9 @@ class ModelRule:
     run: str = CHALLENGE_RUN  # the run folder in the submission (model.keras, target_transform.json, ...)
     split: str = "valid"  # the hidden folder's split that is predicted
     points: float = 10.0
-    full_at_mm: float = 150.0  # MPJPE at or below which the model earns every point
+    full_at_mm: float | str = 150.0  # at or below: every point; "reference": reference_factor x the MPJPE
+    reference: str | None = None  # the instructor's finished run folder (full_at_mm "reference")
+    reference_factor: float = 1.1
     zero_at_mm: float | str = "mean_pose"  # at or above: none; "mean_pose": the hidden mean pose's MPJPE
     max_parameters: int = MAX_PARAMETERS  # the challenge's budget, as notebook 06 states it
     max_model_mb: float = 64.0
@@ -75,15 +79,23 @@ class ModelRule:
         return rule
 
     def check(self, where: str = "the model rule") -> None:
-        positive = {"points": self.points, "full_at_mm": self.full_at_mm,
+        positive = {"points": self.points, "reference_factor": self.reference_factor,
                     "max_parameters": self.max_parameters, "max_model_mb": self.max_model_mb,
                     "predict_seconds": self.predict_seconds,
                     "batch_size": self.batch_size}
         for key, value in positive.items():
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < float("inf"):
                 raise ConfigError(f"{where}: {key} must be a positive number, got {value!r}")
-        if self.zero_at_mm != "mean_pose" and not (isinstance(self.zero_at_mm, (int, float))
-                                                   and self.zero_at_mm > self.full_at_mm):
+        numeric = isinstance(self.full_at_mm, (int, float)) and not isinstance(self.full_at_mm, bool)
+        if numeric and not 0 < self.full_at_mm < float("inf"):
+            raise ConfigError(f"{where}: full_at_mm must be a positive number or \"reference\", "
+                              f"got {self.full_at_mm!r}")
+        if not numeric and (self.full_at_mm != "reference" or not self.reference):
+            raise ConfigError(f"{where}: full_at_mm must be a number, or \"reference\" with reference naming "
+                              f"the instructor's run folder; got full_at_mm {self.full_at_mm!r}, reference "
+                              f"{self.reference!r}")
+        if self.zero_at_mm != "mean_pose" and not (isinstance(self.zero_at_mm, (int, float)) and (
+                not numeric or self.zero_at_mm > self.full_at_mm)):
             raise ConfigError(f"{where}: zero_at_mm must be \"mean_pose\" or a number above full_at_mm "
                               f"({self.full_at_mm}), got {self.zero_at_mm!r}")
         if Path(self.run).is_absolute() or ".." in Path(self.run).parts:
@@ -98,6 +110,7 @@ class HiddenSet:
     frames_path: Path  # HIDDEN_FRAMES in the helper folder
     mean_pose_mm: float  # MPJPE of always predicting the labels' mean pose
     mean_pose_per_joint_mm: list  # the same, joint by joint
+    reference_mm: float | None = None  # the instructor's run (ModelRule.reference), when the rule names one
 
     @classmethod
     def prepare(cls, data_dir: str | Path, split: str, helper_dir: Path) -> HiddenSet:
@@ -127,14 +140,37 @@ class HiddenSet:
                                            for v in 1000.0 * per_joint_mpjpe(labels, mean)])
 
 
-def points_for(mpjpe_mm: float, rule: ModelRule, zero_at_mm: float) -> float:
-    """The rule's points for an MPJPE: all at or below full_at_mm, none at or above zero_at_mm, linear
-    between (rounded to 0.01)."""
+def points_for(mpjpe_mm: float, points: float, full_at_mm: float, zero_at_mm: float) -> float:
+    """`points` at or below full_at_mm, none at or above zero_at_mm, linear between (rounded to 0.01)."""
     if not np.isfinite(mpjpe_mm) or mpjpe_mm >= zero_at_mm:
         return 0.0
-    if mpjpe_mm <= rule.full_at_mm:
-        return float(rule.points)
-    return round(float(rule.points) * (zero_at_mm - mpjpe_mm) / (zero_at_mm - rule.full_at_mm), 2)
+    if mpjpe_mm <= full_at_mm:
+        return float(points)
+    return round(float(points) * (zero_at_mm - mpjpe_mm) / (zero_at_mm - full_at_mm), 2)
+
+
+def reference_mpjpe(run_dir: str | Path, hidden: HiddenSet) -> float:
+    """MPJPE (mm) of the instructor's own finished run on the hidden clips, predicted in the grader's
+    process (the instructor's model is trusted; it is never a student's). ConfigError if it is no run."""
+    import keras
+
+    from pose_utils import metrics
+    from pose_utils.models import register_layers
+    from pose_utils.targets import load_transform
+    from pose_utils.training.runfolder import RunFolder
+
+    folder = RunFolder(run_dir)
+    if not folder.has_model() or not folder.transform_file.is_file():
+        raise ConfigError(f"reference {run_dir}: not a finished run folder ({MODEL_FILE} and "
+                          f"{TRANSFORM_FILE} are needed)")
+    register_layers()
+    model = keras.saving.load_model(folder.model_file, compile=False, safe_mode=True)
+    frames = np.load(hidden.frames_path, mmap_mode="r")
+    size = 16
+    outputs = [np.asarray(model(np.asarray(frames[i:i + size], np.float32) / 255.0, training=False))
+               for i in range(0, len(frames), size)]
+    metres = load_transform(folder.transform_file).inverse(np.concatenate(outputs).astype(np.float64))
+    return 1000.0 * metrics.mpjpe(hidden.labels, metres)
 
 
 def count_parameters(model_file: Path, max_bytes: int) -> int:
@@ -217,8 +253,13 @@ def grade_model(run_model, repo: Path, hidden: HiddenSet, rule: ModelRule) -> Mo
     """Step 2b for one staged submission. run_model(model_file) runs the prediction in the sandbox and
     returns (box, timed_out): the folder it wrote in. Never raises for a bad model."""
     zero = hidden.mean_pose_mm if rule.zero_at_mm == "mean_pose" else float(rule.zero_at_mm)
-    score = ModelScore(points=float(rule.points), full_at_mm=float(rule.full_at_mm),
-                       zero_at_mm=round(zero, 3), baselines={"mean pose": round(hidden.mean_pose_mm, 3)},
+    full = (rule.reference_factor * hidden.reference_mm if rule.full_at_mm == "reference"
+            else float(rule.full_at_mm))
+    baselines = {"mean pose": round(hidden.mean_pose_mm, 3)}
+    if hidden.reference_mm is not None:
+        baselines["the instructor's model"] = round(hidden.reference_mm, 3)
+    score = ModelScore(points=float(rule.points), full_at_mm=round(min(full, zero), 3),
+                       zero_at_mm=round(zero, 3), baselines=baselines,
                        baseline_per_joint_mm=hidden.mean_pose_per_joint_mm)
     run_dir = repo / rule.run
     model_file = run_dir / MODEL_FILE
@@ -253,5 +294,5 @@ def grade_model(run_model, repo: Path, hidden: HiddenSet, rule: ModelRule) -> Mo
         return score
     score_predictions(box, run_dir, hidden, rule, score)
     if score.problem is None:
-        score.earned = points_for(score.mpjpe_mm, rule, zero)
+        score.earned = points_for(score.mpjpe_mm, rule.points, score.full_at_mm, zero)
     return score

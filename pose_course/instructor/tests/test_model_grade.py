@@ -149,7 +149,7 @@ def test_trained_and_untrained_models_are_scored_against_the_hidden_labels(grade
         m = results[name]["model"]
         assert m["problem"] is None, m
         assert 0 < m["p_mpjpe_mm"] <= m["mpjpe_mm"] < 2000 and len(m["per_joint_mm"]) == 17
-        assert m["earned"] == points_for(m["mpjpe_mm"], RULE, m["zero_at_mm"])
+        assert m["earned"] == points_for(m["mpjpe_mm"], RULE.points, m["full_at_mm"], m["zero_at_mm"])
         assert results[name]["total"] == m["earned"] and results[name]["max"] == RULE.points
         assert m["zero_at_mm"] == m["baselines"]["mean pose"] > 0
         assert 0 < m["parameters"] <= RULE.max_parameters and m["seconds"] < RULE.predict_seconds
@@ -207,6 +207,23 @@ def test_grading_again_gives_the_same_numbers(graded, tmp_path):
         assert now["earned"] == before["earned"] and now["problem"] == before["problem"]
 
 
+def test_the_instructors_run_sets_full_points_and_the_same_run_handed_in_earns_them(graded, tmp_path):
+    # The instructor's reference: the run the trained submission holds (the engine's cnn_frame run).
+    results, out, subs, course, hidden = graded
+    instructors_run = str(subs / "trained" / "runs" / "challenge")
+    rule = ModelRule(points=10, full_at_mm="reference", reference=instructors_run, reference_factor=1.1,
+                     zero_at_mm=100_000, max_model_mb=12, predict_seconds=30)
+    again = {r["name"]: r for r in grade([subs / "trained", subs / "untrained"], tmp_path / "out", course,
+                                        jobs=1, execute_notebooks=False, hidden_data=hidden, model_rule=rule)}
+    m = again["trained"]["model"]
+    reference = m["baselines"]["the instructor's model"]
+    assert abs(reference - m["mpjpe_mm"]) <= 0.1  # the same run, predicted outside and inside the sandbox
+    assert m["full_at_mm"] == pytest.approx(1.1 * reference, abs=1e-3) and m["earned"] == 10
+    u = again["untrained"]["model"]
+    assert u["earned"] == points_for(u["mpjpe_mm"], 10, u["full_at_mm"], 100_000)
+    assert f"{reference:.1f}" in (tmp_path / "out" / "untrained" / "feedback.md").read_text()
+
+
 def test_bad_rules_and_hidden_folders_are_plain_errors(graded, tmp_path):
     results, out, subs, course, hidden = graded
     rule_file = tmp_path / "rule.json"
@@ -216,6 +233,11 @@ def test_bad_rules_and_hidden_folders_are_plain_errors(graded, tmp_path):
     rule_file.write_text(json.dumps({"pionts": 5}))
     with pytest.raises(ConfigError, match="unknown: pionts"):
         ModelRule.read(rule_file)
+    with pytest.raises(ConfigError, match="reference naming the instructor's run"):
+        ModelRule(full_at_mm="reference").check()
+    with pytest.raises(ConfigError, match="not a finished run folder"):
+        grade([subs / "no_run"], tmp_path / "r", course, execute_notebooks=False, hidden_data=hidden,
+              model_rule=ModelRule(full_at_mm="reference", reference=str(tmp_path)))
     with pytest.raises(ConfigError, match="inside the submission"):
         ModelRule(run="../elsewhere").check()
     inside = tmp_path / "sub"
