@@ -102,6 +102,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--valid-clips", type=_positive_int, default=None, help="override the preset's count")
     p.add_argument("--front-cues", action="store_true",
                    help="give the humanoid hair, a nose and a shirt print: its front differs from its back")
+    p.add_argument("--hidden-subjects", action="store_true",
+                   help="clips played by subjects no student's data has (S2, S3, S4, S10): a grader's "
+                        "hidden clips for grade --hidden-data")
 
     p = sub.add_parser("check-data", help="validate a dataset folder and print a summary")
     p.add_argument("data", help="folder with {train,valid}.h5 or the course's .npy files")

@@ -106,6 +106,18 @@ def test_bones_are_rigid_within_a_clip_and_fixed_per_subject(tiny_data_dir):
         assert np.ptp(ratio) < 0.005 and 0.9 < ratio.mean() < 1.0
 
 
+def test_hidden_subjects_play_every_clip_and_no_student_has_them(tmp_path):
+    assert not set(scene.HIDDEN_SUBJECTS) & (set(scene.SUBJECTS["train"]) | set(scene.SUBJECTS["valid"]))
+    out = tmp_path / "hidden"
+    assert main(["make-data", "--out", str(out), "--preset", "tiny", "--format", "h5", "--seed", "9137",
+                 "--hidden-subjects", "--workers", "1", "--train-clips", "4", "--valid-clips", "8"]) == 0
+    valid, attrs, *_ = read_h5(out, "valid")
+    assert set(valid["subject"]) <= set(scene.HIDDEN_SUBJECTS) and len(set(valid["subject"])) >= 2
+    assert bool(attrs["hidden_subjects"]) and attrs["seed"] == 9137
+    spec = scene.clip_spec(0, "valid", 3, mocap.load_motions(), hidden=True)
+    assert spec.subject in scene.HIDDEN_SUBJECTS
+
+
 def test_subjects_are_disjoint_and_every_motion_is_in_both_splits(tiny_data_dir):
     train, *_ = read_h5(tiny_data_dir, "train")
     valid, *_ = read_h5(tiny_data_dir, "valid")

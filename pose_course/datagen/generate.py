@@ -53,11 +53,13 @@ class MakeDataConfig:
     train_clips: int
     valid_clips: int
     front_cues: bool = False  # render.FRONT_CUES on the bodies
+    hidden_subjects: bool = False  # scene.HIDDEN_SUBJECTS play every clip (a grader's hidden clips)
 
 
 def make_config(out, preset: str = "small", format: str = "both", seed: int = 0, workers: int | None = None,
                 frame_size: int | None = None, train_clips: int | None = None,
-                valid_clips: int | None = None, front_cues: bool = False) -> MakeDataConfig:
+                valid_clips: int | None = None, front_cues: bool = False,
+                hidden_subjects: bool = False) -> MakeDataConfig:
     """make-data's settings, checked: the command's flags and defaults, None meaning the preset's value
     (workers: the CPUs this process may use). A bad value raises ConfigError with one plain message
     naming the flag."""
@@ -83,7 +85,7 @@ def make_config(out, preset: str = "small", format: str = "both", seed: int = 0,
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out}: exists and is not a folder")
     return MakeDataConfig(out, preset, formats, int(seed), int(n_workers), int(size), *counts,
-                          front_cues=bool(front_cues))
+                          front_cues=bool(front_cues), hidden_subjects=bool(hidden_subjects))
 
 
 def default_workers() -> int:
@@ -128,7 +130,7 @@ def generate(cfg: MakeDataConfig, progress: bool = True, contact_sheet: ContactS
     counts = {"train": cfg.train_clips, "valid": cfg.valid_clips}
     # At most 4 MiB of frames per task: results are pickled back whole and held until written.
     per_task = max(1, min(8, (1 << 22) // (NUM_FRAMES * cfg.frame_size**2 * 3)))
-    tasks = [(cfg.seed, split, lo, min(lo + per_task, counts[split]))
+    tasks = [(cfg.seed, split, lo, min(lo + per_task, counts[split]), cfg.hidden_subjects)
              for split in SPLITS for lo in range(0, counts[split], per_task)]
     workers = min(cfg.workers, len(tasks))
     samples: dict[str, dict] = {"train": {}, "valid": {}}
@@ -155,7 +157,7 @@ def generate(cfg: MakeDataConfig, progress: bool = True, contact_sheet: ContactS
             attrs = {"joint_names": list(JOINT_NAMES), "units": "m", "coordinate_frame": COORDINATE_FRAME,
                      "fps": FPS, "generator_version": GENERATOR_VERSION, "seed": cfg.seed,
                      "preset": cfg.preset, "split": split, "frame_size": cfg.frame_size,
-                     "front_cues": cfg.front_cues}
+                     "front_cues": cfg.front_cues, "hidden_subjects": cfg.hidden_subjects}
             writers[split] = SplitWriter(split, counts[split], cfg.frame_size, paths, attrs)
             stack.callback(writers[split].close)
         if contact_sheet is not None:
@@ -203,14 +205,15 @@ def _worker_init(frame_size: int, front_cues: bool) -> None:
     _WORKER["renderer"] = Renderer(frame_size, front_cues=front_cues)
 
 
-def _worker_render(task: tuple[int, str, int, int]) -> dict:
+def _worker_render(task: tuple[int, str, int, int, bool]) -> dict:
     return _render_task(_WORKER["renderer"], task)
 
 
-def _render_task(renderer: Renderer, task: tuple[int, str, int, int]) -> dict:
+def _render_task(renderer: Renderer, task: tuple[int, str, int, int, bool]) -> dict:
     """Render clips [lo, hi) of a split; returns stacked arrays (what the writers store)."""
-    seed, split, lo, hi = task
-    clips = [renderer.render_clip(clip_spec(seed, split, i, renderer.motions)) for i in range(lo, hi)]
+    seed, split, lo, hi, hidden = task
+    clips = [renderer.render_clip(clip_spec(seed, split, i, renderer.motions, hidden=hidden))
+             for i in range(lo, hi)]
     return stack_clips(split, lo, clips)
 
 

@@ -26,6 +26,9 @@ NOMINAL_HEIGHT = 1.619  # standing height (m) of humanoid.urdf at globalScaling 
 SPLITS = ("train", "valid")
 SPLIT_IDS = {"train": 0, "valid": 1}
 SUBJECTS = {"train": ("S1", "S5", "S6", "S7", "S8"), "valid": ("S9", "S11")}
+# Subjects no student's data has (Human3.6M withheld the same four names for its test set): the hidden
+# clips a grader scores trained models on (`make-data --hidden-subjects`), in both splits.
+HIDDEN_SUBJECTS = ("S2", "S3", "S4", "S10")
 NUM_CAMERAS = 4
 
 
@@ -66,6 +69,10 @@ _SUBJECT_TABLE = {  # height, skin, shirt, trousers, shoes, long sleeves
     "S8": (1.76, (0.80, 0.62, 0.48), (0.92, 0.92, 0.90), (0.25, 0.30, 0.55), (0.10, 0.10, 0.10), False),
     "S9": (1.80, (0.70, 0.52, 0.40), (0.55, 0.30, 0.60), (0.40, 0.40, 0.30), (0.50, 0.35, 0.20), True),
     "S11": (1.72, (0.90, 0.76, 0.66), (0.95, 0.55, 0.20), (0.18, 0.28, 0.25), (0.85, 0.85, 0.80), False),
+    "S2": (1.68, (0.78, 0.60, 0.46), (0.20, 0.55, 0.55), (0.30, 0.25, 0.20), (0.60, 0.60, 0.62), True),
+    "S3": (1.88, (0.55, 0.38, 0.28), (0.85, 0.40, 0.55), (0.22, 0.24, 0.28), (0.20, 0.12, 0.08), False),
+    "S4": (1.60, (0.92, 0.78, 0.68), (0.45, 0.60, 0.25), (0.50, 0.50, 0.55), (0.80, 0.75, 0.70), False),
+    "S10": (1.75, (0.66, 0.48, 0.36), (0.30, 0.30, 0.32), (0.60, 0.45, 0.25), (0.12, 0.12, 0.35), True),
 }
 SUBJECT_INFO: dict[str, Subject] = {
     name: Subject(name, *row, cameras=_rigs(int(name[1:]))) for name, row in _SUBJECT_TABLE.items()
@@ -96,9 +103,9 @@ class ClipSpec:
     tile: float  # floor tile size, m
 
 
-def _design(seed: int, split: str, action_index: int) -> list[tuple[str, int]]:
+def _design(seed: int, split: str, action_index: int, hidden: bool = False) -> list[tuple[str, int]]:
     """(subject, camera) pairs in the order clips of one action take them: every pair once per round."""
-    pairs = [(s, c) for s in SUBJECTS[split] for c in range(NUM_CAMERAS)]
+    pairs = [(s, c) for s in (HIDDEN_SUBJECTS if hidden else SUBJECTS[split]) for c in range(NUM_CAMERAS)]
     order = np.random.default_rng([seed, SPLIT_IDS[split], 1 << 20, action_index]).permutation(len(pairs))
     return [pairs[i] for i in order]
 
@@ -110,14 +117,15 @@ def _color(rng: np.random.Generator, sat: tuple[float, float], val: tuple[float,
 
 
 def clip_spec(seed: int, split: str, index: int, motions: dict[str, mocap.Motion],
-              mirrored: bool | None = None) -> ClipSpec:
+              mirrored: bool | None = None, hidden: bool = False) -> ClipSpec:
     """The specification of clip `index` of `split`. Clip i plays motion i mod 15, so every motion is
-    in both splits; `mirrored` forces the mirroring choice (tests), None draws it."""
+    in both splits; `mirrored` forces the mirroring choice (tests), None draws it; `hidden`: played by
+    HIDDEN_SUBJECTS instead of the split's subjects."""
     if split not in SPLIT_IDS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
     names = list(motions)
     action = names[index % len(names)]
-    design = _design(seed, split, index % len(names))
+    design = _design(seed, split, index % len(names), hidden)
     subject, cam = design[(index // len(names)) % len(design)]
     rng = np.random.default_rng([seed, SPLIT_IDS[split], index])
     speed = float(rng.uniform(*SPEED_RANGE))

@@ -8,7 +8,7 @@ repository, copied N times; each is graded in the sandbox with the default gradi
 data, one epoch). Modes: `full` (the checks, then the student's own notebooks as submitted),
 `checks` (`--checks-only`) and `model` (`--checks-only --hidden-data`: the checks, then the trained
 model each submission holds in runs/challenge/, here cnn_frame trained for one epoch on the tiny
-preset, predicting the tiny preset's 16 validation clips of another seed). Reported per mode: wall
+preset, predicting 16 validation clips of the hidden subjects at another seed). Reported per mode: wall
 seconds for the batch, seconds per submission, the
 projection to 30 submissions, and where one submission's time goes (the checks run and the own-notebooks
 run, medians over the batch).
@@ -41,12 +41,12 @@ def complete_submission(folder: Path) -> Path:
     return folder
 
 
-def tiny_data(folder: Path, seed: int) -> Path:
+def tiny_data(folder: Path, seed: int, hidden: bool = False) -> Path:
     from pose_course.cli import main as cli
 
     if not (folder / "valid.h5").is_file():
         cli(["make-data", "--out", str(folder), "--preset", "tiny", "--format", "h5", "--seed", str(seed),
-             "--workers", "1"])
+             "--workers", "1", *(["--hidden-subjects"] if hidden else [])])
     return folder
 
 
@@ -96,7 +96,7 @@ def main(argv=None) -> int:
         hidden = None
         if "model" in modes:
             add_trained_run(one, tiny_data(tmp / "train-data", 0))
-            hidden = tiny_data(tmp / "hidden", 9137)
+            hidden = tiny_data(tmp / "hidden", 9137, hidden=True)
         subs = []
         for i in range(args.submissions):
             subs.append(tmp / "submissions" / f"student{i:02d}")

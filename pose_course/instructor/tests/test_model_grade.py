@@ -93,9 +93,9 @@ def graded(tmp_path_factory):
 
     base = tmp_path_factory.mktemp("model_grading")
     data, hidden = base / "data", base / "hidden"
-    for folder, seed in ((data, "0"), (hidden, "7")):
-        assert cli(["make-data", "--out", str(folder), "--preset", "tiny", "--format", "h5", "--seed", seed,
-                    "--workers", "1"]) == 0
+    for folder, extra in ((data, ["--seed", "0"]), (hidden, ["--seed", "7", "--hidden-subjects"])):
+        assert cli(["make-data", "--out", str(folder), "--preset", "tiny", "--format", "h5", "--workers", "1",
+                    *extra]) == 0
     course = base / "course"
     (course / "notebooks").mkdir(parents=True)
     import nbformat
