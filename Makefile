@@ -62,9 +62,10 @@ test: $(STAMP)
 	$(BIN)/lint-imports | tail -n 4
 	$(BIN)/python -m pytest $(TESTS) --nbval-lax --nbval-current-env -p no:cacheprovider
 
-# The inner loop: every test but those that execute the notebooks (pytest marker `slow`).
+# The inner loop: every test but those that execute the notebooks (pytest marker `slow`). ARGS: more
+# pytest options, e.g. make test-fast ARGS="-k metrics" for the tests of one module.
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest tests -m "not slow" -p no:cacheprovider
+	$(BIN)/python -m pytest tests -m "not slow" -p no:cacheprovider $(ARGS)
 
 # The assignment's public checks as a student runs them before submitting (docs/assignment.md): nbval
 # executes the notebooks; the summary gives the points of each check cell, why each failed one failed,
