@@ -162,7 +162,7 @@ def grade_one(batch: Batch, name: str, source: Path) -> Result:
         if batch.hidden is not None:
             rule = batch.model_rule
 
-            def predict(_model_file):
+            def predict():
                 return run_model(batch, repo, work / "model", folder, deadline, rule.run,
                                  batch.hidden.frames_path, rule.predict_seconds, rule.batch_size)
 

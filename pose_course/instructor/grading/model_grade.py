@@ -34,6 +34,7 @@ import numpy as np
 
 from pose_course.challenge import CHALLENGE_RUN
 from pose_course.instructor.grading.results import ModelScore
+from pose_course.instructor.grading.runs import PREDICTIONS
 from pose_course.instructor.grading.untrusted import read_back
 from pose_utils.errors import ConfigError, PoseUtilsError
 from pose_utils.fileio import atomic_path
@@ -41,7 +42,6 @@ from pose_utils.models.challenge import MAX_PARAMETERS
 from pose_utils.training.runfolder import MODEL_FILE, TRANSFORM_FILE
 
 HIDDEN_FRAMES = "hidden-frames.npy"  # in the batch's helper folder: frames only, never labels
-PREDICTIONS = "predictions.npy"
 MiB = 1024 * 1024
 
 
@@ -106,6 +106,8 @@ class ModelRule:
 class HiddenSet:
     """The hidden split as the grader holds it: labels (N, 8, 17, 3) metres, outside every sandbox."""
 
+    data_dir: Path  # the instructor's hidden folder, and its split
+    split: str
     labels: np.ndarray
     frames_path: Path  # HIDDEN_FRAMES in the helper folder
     mean_pose_mm: float  # MPJPE of always predicting the labels' mean pose
@@ -116,6 +118,7 @@ class HiddenSet:
     def prepare(cls, data_dir: str | Path, split: str, helper_dir: Path) -> HiddenSet:
         """Open DIR's split (any layout make-data or the course writes), write its frames alone into the
         helper folder; DataError names a bad folder."""
+        from pose_utils.baseline import mean_pose, mean_pose_prediction
         from pose_utils.data import open_split
         from pose_utils.metrics import mpjpe, per_joint_mpjpe
 
@@ -134,8 +137,9 @@ class HiddenSet:
                 out.flush()
                 del out
                 tmp.chmod(0o644)
-        mean = np.broadcast_to(labels.reshape(-1, *labels.shape[2:]).mean(axis=0), labels.shape)
-        return cls(labels=labels, frames_path=target, mean_pose_mm=1000.0 * mpjpe(labels, mean),
+        mean = mean_pose_prediction(mean_pose(labels), labels.shape)
+        return cls(data_dir=Path(data_dir), split=split, labels=labels, frames_path=target,
+                   mean_pose_mm=1000.0 * mpjpe(labels, mean),
                    mean_pose_per_joint_mm=[round(float(v), 2)
                                            for v in 1000.0 * per_joint_mpjpe(labels, mean)])
 
@@ -155,6 +159,8 @@ def reference_mpjpe(run_dir: str | Path, hidden: HiddenSet) -> float:
     import keras
 
     from pose_utils import metrics
+    from pose_utils.data import open_split
+    from pose_utils.evaluate import predict
     from pose_utils.models import register_layers
     from pose_utils.targets import load_transform
     from pose_utils.training.runfolder import RunFolder
@@ -165,12 +171,9 @@ def reference_mpjpe(run_dir: str | Path, hidden: HiddenSet) -> float:
                           f"{TRANSFORM_FILE} are needed)")
     register_layers()
     model = keras.saving.load_model(folder.model_file, compile=False, safe_mode=True)
-    frames = np.load(hidden.frames_path, mmap_mode="r")
-    size = 16
-    outputs = [np.asarray(model(np.asarray(frames[i:i + size], np.float32) / 255.0, training=False))
-               for i in range(0, len(frames), size)]
-    metres = load_transform(folder.transform_file).inverse(np.concatenate(outputs).astype(np.float64))
-    return 1000.0 * metrics.mpjpe(hidden.labels, metres)
+    with open_split(hidden.data_dir, hidden.split) as store:
+        poses = predict(model, store, load_transform(folder.transform_file))
+    return 1000.0 * metrics.mpjpe(hidden.labels, poses)
 
 
 def count_parameters(model_file: Path, max_bytes: int) -> int:
@@ -202,11 +205,6 @@ def count_parameters(model_file: Path, max_bytes: int) -> int:
     except OSError as e:
         raise ValueError(f"its weights are not readable HDF5 ({e})") from None
     return total
-
-
-def predict_spec(box: Path, model_in_box: Path, frames: Path, rule: ModelRule) -> dict:
-    return {"model": str(model_in_box), "frames": str(frames), "output": str(box / PREDICTIONS),
-            "batch_size": int(rule.batch_size)}
 
 
 def score_predictions(box: Path, run_dir: Path, hidden: HiddenSet, rule: ModelRule,
@@ -250,8 +248,9 @@ def score_predictions(box: Path, run_dir: Path, hidden: HiddenSet, rule: ModelRu
 
 
 def grade_model(run_model, repo: Path, hidden: HiddenSet, rule: ModelRule) -> ModelScore:
-    """Step 2b for one staged submission. run_model(model_file) runs the prediction in the sandbox and
-    returns (box, timed_out): the folder it wrote in. Never raises for a bad model."""
+    """Step 2b for one staged submission. run_model() runs the prediction of the submission's
+    `rule.run` in the sandbox and returns (box: the folder it wrote in, timed out, one line when it
+    failed). Never raises for a bad model."""
     zero = hidden.mean_pose_mm if rule.zero_at_mm == "mean_pose" else float(rule.zero_at_mm)
     full = (rule.reference_factor * hidden.reference_mm if rule.full_at_mm == "reference"
             else float(rule.full_at_mm))
@@ -284,7 +283,7 @@ def grade_model(run_model, repo: Path, hidden: HiddenSet, rule: ModelRule) -> Mo
                          f"{rule.max_parameters:,}")
         return score
     tic = time.monotonic()
-    box, timed_out, error = run_model(model_file)
+    box, timed_out, error = run_model()
     score.seconds = round(time.monotonic() - tic, 2)
     if timed_out:
         score.problem = f"loading and predicting took longer than {rule.predict_seconds:g} s"

@@ -34,6 +34,8 @@ from pose_utils.training.runfolder import MODEL_FILE
 HELPER_NAME = "_pose_utils_grader"
 HELPER_FILES = {f"{HELPER_NAME}.py": Path(__file__).with_name("plugin.py"),
                 "_pose_utils_check_outputs.py": Path(check_outputs.__file__)}
+# What the model run (step 2b) writes in its folder, read back by grading/model_grade.py.
+PREDICTIONS = "predictions.npy"
 # How the plugin learns the kernels' PYTHONPATH; grading/plugin.py spells the same name out.
 KERNEL_PATH_VAR = "POSE_UTILS_GRADER_KERNEL_PATH"
 
@@ -215,7 +217,7 @@ def run_model(batch: Batch, repo: Path, box: Path, folder: Path, deadline: float
     hidden frames into box/predictions.npy. Returns (box, timed out, one line when it failed)."""
     copy_tree(repo, box / "repo", batch.max_bytes, MAX_FILES, SKIPPED_DIRS)
     spec = {"model": str(box / "repo" / run / MODEL_FILE), "frames": str(frames),
-            "output": str(box / "predictions.npy"), "batch_size": int(batch_size)}
+            "output": str(box / PREDICTIONS), "batch_size": int(batch_size)}
     write_json(box / "spec.json", spec)
     command = [*_python(), str(batch.helper_dir / f"{HELPER_NAME}.py"), "predict", str(box / "spec.json")]
     limit = min(deadline, time.monotonic() + predict_seconds)
