@@ -1,5 +1,6 @@
-"""Training: one configuration (`config.py`), the GradientTape step (`step.py`), the loop that compiles
-and calls it (`loop.py`), the run folder and its checkpoints (`runfolder.py`), devices and precision
+"""Training: one configuration (`config.py`), the GradientTape step (`step.py`), the loop over epochs that
+records the history (`epochs.py`), the engine that compiles and calls them (`loop.py`, one epoch's
+mechanics in `epoch_run.py`), the run folder and its checkpoints (`runfolder.py`), devices and precision
 (`distribute.py`).
 
 `TrainConfig`, `run_finished` and `read_mean_pose` import without TensorFlow; `train` (and `main`, the
