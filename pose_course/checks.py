@@ -85,7 +85,7 @@ class Tally:
     def __init__(self, package: str | Path | None = None):
         self.unwritten: dict[str, int] = {}  # exercise message -> tests it held back
         self.checks: list[dict] = []  # one per check cell: notebook, grade_id, points, earned, note, details
-        self.failed_cells: list[str] = []  # cells that are not checks and failed, with why
+        self.failed_cells: list[list[str]] = []  # per failed cell that is not a check: its line, then why
         self._blocked: set[str] = set()  # notebooks in which a cell already met an unwritten exercise
         self.package = Path(package) if package is not None else None  # the student's package, scanned
         self.root = self.package.parent if self.package is not None else None
@@ -118,8 +118,8 @@ class Tally:
         if meta is None:
             if report.failed and not exercise_in(failure) and not blocked:
                 why = explain(item, self.root) or ["failed"]
-                self.failed_cells.append(f"{item.path.name} {item.name}{_first_line(item)}: {why[0]}")
-                self.failed_cells += [f"       {d}" for d in why[1:]]
+                self.failed_cells.append([f"{item.path.name} {item.name}{_first_line(item)}: {why[0]}",
+                                          *(f"       {d}" for d in why[1:])])
             return
         details = [] if not failure or exercise_in(failure) or blocked else explain(item, self.root)
         note = exercise_in(failure) or ("" if not failure else "after an unwritten exercise" if blocked
@@ -145,9 +145,8 @@ class Tally:
                              + (f"  {c['note']}" if c["note"] else ""))
                 lines += [f"         {d}" for d in c.get("details", [])]
         if self.failed_cells:
-            cells = sum(1 for line in self.failed_cells if not line.startswith(" "))
-            lines.append(f"cells that failed and are not checks ({cells}):")
-            lines += [f"  {line}" for line in self.failed_cells]
+            lines.append(f"cells that failed and are not checks ({len(self.failed_cells)}):")
+            lines += [f"  {line}" for cell in self.failed_cells for line in cell]
         static = unwritten_exercises(self.package) if self.package is not None and self.package.is_dir() \
             else []
         messages = sorted(set(self.unwritten) | set(static))
