@@ -365,7 +365,13 @@ def test_a_fork_bomb_stops_at_the_process_cap(course):
     children = int(got.split("children: ")[1].split()[0])
     assert "fork stopped: BlockingIOError" in got and 0 < children < PROCESS_CAP < BOMB_CHILDREN
     # the same kernel then runs the other checks, and the batch goes on
-    assert earned(r) == {**POINTS, "add": 0.0} and r["status"] == "ok"
+    assert earned(r) == {**POINTS, "add": 0.0}
+    # The bomb runs again in the student's own notebook, and its sleepers hold the cap for the rest of
+    # that run: whether papermill's kernel still gets a thread after it depends on timing (a CI machine
+    # saw "notebook_errors", this one "ok"). Either way the run is named, not hung or lost.
+    assert r["status"] in ("ok", "notebook_errors"), r["status"]
+    if r["status"] != "ok":
+        assert lines(r) and all(line.startswith(f"notebooks/{NOTEBOOK} as submitted") for line in lines(r))
 
 
 def test_submission_cannot_reconfigure_pytest(course):
@@ -512,7 +518,7 @@ def test_batch_sheets(course):
         for line in lines(r):
             assert f"- {name}: {line}" in md
             assert f"- {line}" in course.feedback[name]
-    bad = {n for n, r in course.results.items() if r["status"] != "ok"}
+    bad = {n for n, r in course.results.items() if r["status"] != "ok"} - {"forkbomb"}  # (its test)
     assert bad == {"hanging", "syntax", "chatty", "hog", "crasher", "forger", "no_notebook", "not_repo",
                    "traversal", "symlinked", "unwritten", "raises"}
 
