@@ -53,6 +53,14 @@ TESTS := tests notebooks
 # release, the browser), with the Debian packages they need (pose_course/instructor/system-packages:
 # bubblewrap, chromium and chromium-driver, installed when run as root).
 TESTS += pose_course/instructor/tests
+# nbgrader, in an environment of its own: it pins Jupyter packages that would fight the course's. Built
+# here, before the tests, for pose_course/instructor/tests/test_nbgrader.py (docs/assignment.md, nbgrader).
+NBGRADER_VENV := .venv-nbgrader
+$(NBGRADER_VENV)/.stamp: pose_course/instructor/nbgrader-requirements.txt
+	@test -x $(NBGRADER_VENV)/bin/python || $(PYTHON) -m venv $(NBGRADER_VENV)
+	$(NBGRADER_VENV)/bin/python -m pip install --quiet -r $< 2>&1 | { grep -v "^WARNING: Location" || true; }
+	@touch $@
+test: $(NBGRADER_VENV)/.stamp
 ### END INSTRUCTOR ONLY
 
 test: $(STAMP)
@@ -70,9 +78,12 @@ test-fast: $(STAMP)
 # The assignment's public checks as a student runs them before submitting (docs/assignment.md): nbval
 # executes the notebooks; the summary gives the points of each check cell, why each failed one failed,
 # and the exercises to write. NB=02 checks notebook 02 alone.
+# Each check's outcome goes to CHECK_RECORD too, which GitHub Classroom's steps read
+# (.github/workflows/classroom.yml, pose_course/classroom.py).
+CHECK_RECORD := outputs/check/results.json
 check: $(STAMP)
 	$(BIN)/python -m pytest $(if $(NB),notebooks/$(NB)_*.ipynb,notebooks) --nbval-lax --nbval-current-env \
-		-p no:cacheprovider -q --tb=no -rN
+		-p no:cacheprovider -q --tb=no -rN --check-record $(CHECK_RECORD)
 
 ### BEGIN INSTRUCTOR ONLY
 # The student version of this repository (pose_course/instructor/release.py): make release OUT=DIR.

@@ -20,6 +20,7 @@ and, not imported here:
     cli            `python -m pose_utils COMMAND` / `pose-utils COMMAND`: the commands and their flags
     cells          THE check-cell contract: tags, nbgrader metadata, the nbval marker, the predicates
     checks         `make check`'s summary: points, why each failed check failed, exercises to write
+    classroom      GitHub Classroom: the record of `make check`, `passed GRADE_ID`, the workflow's steps
     check_outputs  how a check cell's output is compared (the text, the numbers within a tolerance)
     tracebacks     a cell's error reduced to the student's own frames
     execute        one notebook through papermill (`execute_notebook`, `notebook_parameters`, `stderr_to`)

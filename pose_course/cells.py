@@ -5,10 +5,12 @@ the parameters cell, or a cell nbval compares.
 - **checked by nbval**: a code cell with a whole-line comment `# NBVAL_CHECK_OUTPUT` (or the tag
   `nbval-check-output`); `pytest --nbval-lax` compares its outputs with the stored ones
   (pose_course.check_outputs: text exactly, numbers within a tolerance).
-- **a check**: a checked cell tagged `check` too, with nbgrader's metadata `{"grade": true, "grade_id":
-  ..., "points": ...}`; it earns its points when its outputs match. Tagged `hidden` as well, it exists
-  only in the instructor's notebooks.
-- **a written answer**: a markdown cell tagged `answer`, nbgrader `{"grade": true, "solution": true, ...}`,
+- **a check**: a checked cell tagged `check` too, with nbgrader's metadata (`nbgrader_metadata`: schema 3,
+  grade, locked, not a solution, grade_id, points); it earns its points when its outputs match. Tagged
+  `hidden` as well, it exists only in the instructor's notebooks, and its body sits between nbgrader's
+  hidden-test markers, so that nbgrader's own `generate_assignment`, which knows no `hidden` tag, leaves
+  it out too (the instructors' part of docs/assignment.md).
+- **a written answer**: a markdown cell tagged `answer`, nbgrader's grade and solution, not locked,
   graded by a person.
 
 Who reads it: stored_outputs.py (what a committed notebook keeps), checks.py (`make check`),
@@ -22,6 +24,10 @@ from __future__ import annotations
 CHECK_TAG, HIDDEN_TAG, ANSWER_TAG, PARAMETERS_TAG = "check", "hidden", "answer", "parameters"
 CHECK_MARK = "NBVAL_CHECK_OUTPUT"
 CHECK_MARK_TAG = "nbval-check-output"
+# nbgrader 0.9 reads only schema 3 (older ones stop `nbgrader validate` with SchemaTooOldError), and a
+# grade_id must match its pattern.
+NBGRADER_SCHEMA = 3
+GRADE_ID_PATTERN = r"[a-zA-Z0-9_\-]+"
 
 
 def tags(cell) -> list:
@@ -44,6 +50,14 @@ def is_checked(cell) -> bool:
 
 def is_parameters(cell) -> bool:
     return PARAMETERS_TAG in tags(cell)
+
+
+def nbgrader_metadata(grade_id: str, points: float, answer: bool = False) -> dict:
+    """`cell.metadata.nbgrader` of a check (an autograded test cell: locked, so nbgrader restores the
+    instructor's source when it grades) or, with `answer`, of a written answer (nbgrader's manually
+    graded answer: grade and solution, editable)."""
+    return {"schema_version": NBGRADER_SCHEMA, "grade": True, "solution": answer, "locked": not answer,
+            "grade_id": grade_id, "points": points}
 
 
 def check_metadata(cell) -> dict | None:

@@ -2,7 +2,7 @@
 points of the notebooks' check cells (`make check`), each failed check explained.
 
 A check is a notebook code cell tagged `check` whose outputs nbval compares with the stored ones
-(`# NBVAL_CHECK_OUTPUT`), with nbgrader's metadata `{"grade": true, "grade_id": ..., "points": ...}`;
+(`# NBVAL_CHECK_OUTPUT`), with nbgrader's metadata (pose_course.cells.nbgrader_metadata);
 `hidden` ones stay in the instructor's notebooks (docs/assignment.md). The conftest files of `tests/`
 and `notebooks/` call these hooks' bodies. A failed check says why in the summary: the exception and the
 line of the student's code that raised it, or the first lines where its output differs from the stored

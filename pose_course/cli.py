@@ -25,6 +25,8 @@ COMMANDS = {
     ### BEGIN INSTRUCTOR ONLY
     "release": "pose_course.instructor.release:main",
     "grade": "pose_course.instructor.grading.grade:main",
+    "gradescope": "pose_course.instructor.gradebook.gradescope:main",
+    "gradebook": "pose_course.instructor.gradebook.command:main",
     ### END INSTRUCTOR ONLY
 }
 
@@ -177,6 +179,46 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model-rule", default=None, metavar="FILE",
                    help="JSON: the run folder, budget and points thresholds of the model grading "
                         "(default: ModelRule in the grader's model_grade.py)")
+    p.add_argument("--isolation", default=None, choices=["bubblewrap", "container-user"],
+                   help="bubblewrap (default), or container-user: WEAKER, only in a throwaway container "
+                        "per submission such as Gradescope's (docs/assignment.md, \"Gradescope\")")
+    p.add_argument("--roster", default=None, metavar="CSV",
+                   help="student_id,name,email,submission[,submitted_at]: copied into OUT; the sheets gain "
+                        "the students' columns (docs/assignment.md, \"Gradebook\")")
+    p.add_argument("--policy", default=None, metavar="JSON",
+                   help="deadline, extensions, penalty and overrides: copied into OUT; the sheets gain "
+                        "the submission time, days late and the final points")
+
+    p = sub.add_parser("gradescope", help="Gradescope: results.json of graded submissions, the "
+                                          "autograder zip")
+    gs = p.add_subparsers(dest="action", metavar="ACTION", required=True)
+    q = gs.add_parser("export", help="write DIR/NAME/results.json for every submission graded into OUT")
+    q.add_argument("out", metavar="OUT", help="the folder `grade --out` wrote")
+    q.add_argument("--to", required=True, metavar="DIR", help="folder for NAME/results.json")
+    q.add_argument("--instructor", default=None, help="the instructor's repository (default: this one)")
+    q = gs.add_parser("bundle", help="write the autograder .zip Gradescope takes (setup.sh, run_autograder)")
+    q.add_argument("--out", required=True, help="the .zip to write")
+    q.add_argument("--instructor", default=None, help="the instructor's repository (default: this one)")
+    q.add_argument("--timeout", type=_positive_float, default=None,
+                   help="seconds per submission (default: 900)")
+    q.add_argument("--cell-timeout", type=_positive_float, default=None,
+                   help="seconds per notebook cell (default: 300)")
+    q.add_argument("--checks-only", action="store_true", help="do not run the notebooks as submitted")
+
+    p = sub.add_parser("gradebook", help="after grading: mark written answers in a browser, roster and "
+                                         "late policy, Canvas export")
+    p.add_argument("action", choices=["serve", "sheets", "canvas"],
+                   help="serve: the marking page on 127.0.0.1; sheets: grades.csv, grades.md and the "
+                        "feedback again (with --roster/--policy); canvas: the Canvas gradebook CSV")
+    p.add_argument("out", metavar="OUT", help="the --out folder of a grade run")
+    p.add_argument("--instructor", default=None,
+                   help="the instructor's repository (default: the one this pose_utils comes from)")
+    p.add_argument("--roster", default=None, metavar="CSV", help="a roster to copy into OUT first")
+    p.add_argument("--policy", default=None, metavar="JSON", help="a late policy to copy into OUT first")
+    p.add_argument("--port", type=int, default=8765, help="serve: the port on 127.0.0.1 (0: any free one)")
+    p.add_argument("--to", default=None, metavar="FILE", help="canvas: the CSV to write")
+    p.add_argument("--assignment", default="Programming Assignment 4",
+                   help="canvas: the assignment's column, 'Name (id)' to update an existing one")
     ### END INSTRUCTOR ONLY
     return parser
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import nbformat
 import pytest
 
+from pose_course.cells import nbgrader_metadata
 from pose_course.check_outputs import (
     DEFAULT_ATOL,
     DEFAULT_RTOL,
@@ -75,6 +76,7 @@ def div(a, b):
 def test_make_check_explains_each_failed_check(tmp_path):
     """What `make check` prints (notebooks/conftest.py): each failed check's exception at the student's
     line, or its first differing output lines; failing cells that are not checks are named."""
+    import json
     import os
     import shutil
     import subprocess
@@ -82,8 +84,7 @@ def test_make_check_explains_each_failed_check(tmp_path):
     from pathlib import Path
 
     def cell(source, grade_id=None, points=0, output=None):
-        meta = {"tags": ["check"], "nbgrader": {"grade": True, "grade_id": grade_id, "points": points}} \
-            if grade_id else {}
+        meta = {"tags": ["check"], "nbgrader": nbgrader_metadata(grade_id, points)} if grade_id else {}
         c = nbformat.v4.new_code_cell(source, metadata=meta)
         if output is not None:
             c.outputs = [nbformat.v4.new_output("stream", name="stdout", text=output)]
@@ -104,8 +105,9 @@ def test_make_check_explains_each_failed_check(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(tmp_path)}
     env.pop("PYTEST_CURRENT_TEST", None)
     done = subprocess.run([sys.executable, "-m", "pytest", "notebooks", "--nbval-lax", "--nbval-current-env",
-                           "-p", "no:cacheprovider", "-q", "--tb=no", "-rN"], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=300)
+                           "-p", "no:cacheprovider", "-q", "--tb=no", "-rN",
+                           "--check-record", "out/record.json"],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     out = done.stdout
     assert done.returncode == 1, out + done.stderr
     words = " ".join(out.split())
@@ -115,6 +117,18 @@ def test_make_check_explains_each_failed_check(tmp_path):
             "(at mathx.py:10, in div)") in words
     assert ("cells that failed and are not checks (1): 01_math.ipynb Cell 4 (`1 / 0`): ZeroDivisionError: "
             "division by zero") in words  # the cell's first line, to find it in the notebook
+    # the record GitHub Classroom's steps read (pose_course.classroom), relative to pytest's folder
+    from pose_course.classroom import passed
+
+    path = tmp_path / "out" / "record.json"
+    record = json.loads(path.read_text())
+    assert {k: (v["earned"], v["points"], v["outcome"], v["notebook"]) for k, v in record.items()} == {
+        "add": (2, 2, "passed", "01_math.ipynb"), "mul": (0, 3, "failed", "01_math.ipynb"),
+        "div": (0, 1, "failed", "01_math.ipynb")}
+    assert passed("add", path) == (True, "add: passed, 2 of 2 points (01_math.ipynb)")
+    assert passed("div", path) == (
+        False, "div: failed, 0 of 1 points (01_math.ipynb): TypeError: unsupported operand type(s) for /: "
+        "'int' and 'str' (at mathx.py:10, in div)")
 
 
 def test_unwritten_exercises_are_found_in_the_source(tmp_path):

@@ -7,11 +7,20 @@ contract in pose_course.instructor.grading.grade's docstring; `read_instructor` 
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import re
 from pathlib import Path
 
-from pose_course.cells import ANSWER_TAG, CHECK_MARK, CHECK_TAG, HIDDEN_TAG, is_checked
+from pose_course.cells import (
+    ANSWER_TAG,
+    CHECK_MARK,
+    CHECK_TAG,
+    GRADE_ID_PATTERN,
+    HIDDEN_TAG,
+    is_checked,
+    nbgrader_metadata,
+)
 from pose_course.cells import tags as _tags
 from pose_course.check_outputs import tolerance
 from pose_course.runner import NOTEBOOK_PATTERN
@@ -66,16 +75,27 @@ def _output_text(outputs) -> str:
     return "".join(parts)
 
 
-def _grading_metadata(cell, where: str) -> tuple[str, float]:
+def _grading_metadata(cell, where: str, answer: bool) -> tuple[str, float]:
+    """(grade_id, points) of a check or, with `answer`, a written answer; ConfigError unless its metadata
+    is nbgrader's full schema 3 (pose_course.cells.nbgrader_metadata), which nbgrader itself can read."""
+    kind = "answer" if answer else "check"
     meta = cell.get("metadata", {}).get("nbgrader")
     if not isinstance(meta, dict) or meta.get("grade") is not True:
-        raise ConfigError(f"{where}: a graded cell needs metadata nbgrader = "
-                          '{"grade": true, "grade_id": ..., "points": ...}')
+        example = json.dumps(nbgrader_metadata("ID", 1, answer))
+        raise ConfigError(f"{where}: a graded {kind} cell needs metadata nbgrader = {example}, with its own "
+                          "grade_id and points")
     grade_id, points = meta.get("grade_id"), meta.get("points")
-    if not isinstance(grade_id, str) or not re.fullmatch(r"[A-Za-z0-9_.-]+", grade_id):
-        raise ConfigError(f"{where}: grade_id must be letters, digits, '_', '.' or '-', got {grade_id!r}")
+    if not isinstance(grade_id, str) or not re.fullmatch(GRADE_ID_PATTERN, grade_id):
+        raise ConfigError(f"{where}: grade_id must be letters, digits, '_' or '-' (nbgrader's rule), "
+                          f"got {grade_id!r}")
     if isinstance(points, bool) or not isinstance(points, (int, float)) or not points >= 0:
         raise ConfigError(f"{where}: points must be a number >= 0, got {points!r}")
+    expected = nbgrader_metadata(grade_id, points, answer)
+    wrong = {k: meta.get(k) for k in ("schema_version", "solution", "locked") if meta.get(k) != expected[k]}
+    if wrong:
+        want = ", ".join(f'"{k}": {json.dumps(expected[k])}' for k in wrong)
+        raise ConfigError(f"{where}: {kind} {grade_id!r} needs nbgrader's {want} (nbgrader reads schema "
+                          f"{expected['schema_version']} only), got {json.dumps(wrong)}")
     return grade_id, float(points)
 
 
@@ -114,7 +134,7 @@ def read_instructor(root: str | os.PathLike, parameters: dict | None = None) -> 
         code_index = {id(c): k for k, c in enumerate(c for c in marked.cells if c.cell_type == "code")}
         for i in graded:
             cell, where = cells[i], f"{path.name} cell {i + 1}"
-            grade_id, points = _grading_metadata(cell, where)
+            grade_id, points = _grading_metadata(cell, where, answer=CHECK_TAG not in _tags(cell))
             if grade_id in seen:
                 raise ConfigError(f"{where}: grade_id {grade_id!r} is also used in {seen[grade_id]}")
             seen[grade_id] = where

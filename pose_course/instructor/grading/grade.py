@@ -3,15 +3,17 @@
 The contract with the notebooks
 -------------------------------
 - A *check* is a code cell of an instructor notebook (`notebooks/NN_*.ipynb` of the instructor's
-  repository) with the tag `check` in `cell.metadata.tags` and nbgrader's metadata
-  `cell.metadata.nbgrader = {"grade": true, "grade_id": "<unique id>", "points": <number>}`. Its expected
+  repository) with the tag `check` in `cell.metadata.tags` and nbgrader's metadata, schema 3 in full
+  (pose_course.cells.nbgrader_metadata): `cell.metadata.nbgrader = {"schema_version": 3, "grade": true,
+  "solution": false, "locked": true, "grade_id": "<unique id>", "points": <number>}`. Its expected
   output is stored in the cell (executed, `execution_count` set) and compared by nbval: the source has a
   line `# NBVAL_CHECK_OUTPUT`. A *hidden* check has the tag `hidden` as well; it exists only in the
   instructor's notebooks, and feedback never shows its source or expected output.
-- A *written answer* is a markdown cell tagged `answer` with nbgrader metadata `{"grade": true,
-  "solution": true, "grade_id": ..., "points": ...}`: graded by a human; the feedback shows the text of
-  the cell with the same grade_id in the student's own notebook.
-- grade_ids are unique across all the instructor's notebooks; points are numbers >= 0.
+- A *written answer* is a markdown cell tagged `answer` with nbgrader metadata `{"schema_version": 3,
+  "grade": true, "solution": true, "locked": false, "grade_id": ..., "points": ...}`: graded by a human;
+  the feedback shows the text of the cell with the same grade_id in the student's own notebook.
+- grade_ids are unique across all the instructor's notebooks, letters, digits, `_` and `-` (nbgrader's
+  rule); points are numbers >= 0.
 - Each notebook has a cell tagged `parameters` (papermill's convention); the grading parameters
   (`-p NAME VALUE`, e.g. the grading data's folder) are injected after it, into the notebooks that name
   them. A string value with a '/' that names an existing path is made absolute and readable (read-only)
@@ -72,17 +74,20 @@ import functools
 import json
 import os
 import re
+import sys
+import sysconfig
 import threading
 import time
 from pathlib import Path
 
-from pose_course.instructor.grading import sandbox
+from pose_course.instructor.grading import container_user, sandbox
 from pose_course.instructor.grading.answer_key import read_instructor
 from pose_course.instructor.grading.feedback import feedback, pseudonyms, write_grades
 from pose_course.instructor.grading.host_identity import inside, unreadable
-from pose_course.instructor.grading.intake import DEFAULT_MAX_BYTES, stage, syntax_errors
+from pose_course.instructor.grading.intake import DEFAULT_MAX_BYTES, stage, submission_time, syntax_errors
 from pose_course.instructor.grading.model_grade import HiddenSet, ModelRule, grade_model, reference_mpjpe
 from pose_course.instructor.grading.results import Problem, Result
+from pose_course.instructor.grading.roster import install
 from pose_course.instructor.grading.runs import (
     Batch,
     one_line,
@@ -92,6 +97,7 @@ from pose_course.instructor.grading.runs import (
     write_helper,
 )
 from pose_course.instructor.grading.scoring import fmt, score, student_answers
+from pose_course.instructor.grading.similarity import save_written, write_report
 from pose_course.instructor.grading.untrusted import Rejected, remove_tree
 from pose_utils.errors import ConfigError, DataError
 from pose_utils.fileio import atomic_path, write_json
@@ -137,6 +143,7 @@ def grade_one(batch: Batch, name: str, source: Path) -> Result:
     repo = None
     try:
         work.mkdir()
+        result.submitted = submission_time(source)
         repo, left_out = stage(source, work / "submission", batch.max_bytes)
         if left_out:
             problems.append(Problem("symlinks", f"left out {len(left_out)} symbolic links or special "
@@ -151,6 +158,7 @@ def grade_one(batch: Batch, name: str, source: Path) -> Result:
                 f"notebooks/{n}" for n in missing) + " not in the submission (checks ran from the "
                 "instructor's copies; written answers in them are missing)"))
         result.answers = student_answers(repo, batch.instructor)
+        save_written(folder, repo, batch.instructor)
         if batch.instructor.checks:
             run = run_checks(batch, repo, work / "checks", folder, deadline)
             if run.report is not None:
@@ -253,24 +261,28 @@ def _path_parameters(parameters: dict) -> tuple[dict, list[Path]]:
 
 @functools.lru_cache(maxsize=1)
 def _python_unreadable() -> Path | None:
-    """unreadable() of the grader's own Python (about 1 s for TensorFlow's files; once a process)."""
-    return unreadable(sorted(sandbox.python_roots()))
+    """unreadable() of the grader's own Python (about 1 s for TensorFlow's files; once a process): its
+    executable and library folders, not its whole prefix, which is /usr for a venv of a system Python."""
+    libraries = {Path(sysconfig.get_paths()[k]) for k in ("stdlib", "platstdlib", "purelib", "platlib")}
+    return unreadable(sorted({Path(sys.executable).resolve(), *libraries}))
 
 
 def grade(submissions, out_dir, instructor_root, jobs: int = 1, timeout: float = DEFAULT_TIMEOUT,
           cell_timeout: float = DEFAULT_CELL_TIMEOUT, parameters: dict | None = None, *,
           limits: sandbox.Limits | None = None, max_bytes: int = DEFAULT_MAX_BYTES,
           execute_notebooks: bool = True, keep_work: bool = False, progress=None,
-          hidden_data=None, model_rule: ModelRule | None = None) -> list[dict]:
+          hidden_data=None, model_rule: ModelRule | None = None,
+          isolation: str = sandbox.BUBBLEWRAP) -> list[dict]:
     """Grade every submission (a folder or a .zip) into out_dir/NAME/, `jobs` at a time, then write
     out_dir/grades.csv and grades.md. Returns the results (result.json's content), sorted by NAME.
 
     timeout: the wall-clock limit of a submission in all (its checks first, then its own notebooks get
     what is left); cell_timeout: nbval's and papermill's limit per cell; limits: the sandbox's other
     limits (memory, output, CPU); keep_work: keep OUT/NAME/work/ (the copies the runs used) for debugging;
-    progress: called with one line per graded submission.
+    progress: called with one line per graded submission; isolation: sandbox.BUBBLEWRAP, or
+    container_user.NAME in a throwaway container where bwrap cannot run (one submission, weaker).
     """
-    sandbox.require()
+    sandbox.require(isolation)
     if not isinstance(jobs, int) or jobs < 1:
         raise ConfigError(f"--jobs must be a positive integer, got {jobs!r}")
     for label, value in (("--timeout", timeout), ("--cell-timeout", cell_timeout)):
@@ -319,6 +331,9 @@ def grade(submissions, out_dir, instructor_root, jobs: int = 1, timeout: float =
     source_root = _grader_source_root()
     if source_root is not None:
         hide.append(source_root)
+    if isolation == container_user.NAME:  # no mount hides anything: file modes must
+        container_user.check_batch(paths, [notebooks_dir] + ([hidden_dir] if hidden_data is not None else []),
+                                   sorted(sandbox.python_roots()))
     named = submission_names(paths)
     for name, _ in named:
         _reset(out_dir / name)
@@ -331,7 +346,8 @@ def grade(submissions, out_dir, instructor_root, jobs: int = 1, timeout: float =
         pseudonyms(out_dir, [])  # the leaderboard's key, made once before the submissions run in threads
     limits = dataclasses.replace(limits or sandbox.Limits(), wall_seconds=float(timeout))
     batch = Batch(instructor, out_dir, helper_dir, limits, float(cell_timeout), parameters, hide, expose,
-                   max_bytes, execute_notebooks, keep_work, model_rule=model_rule, hidden=hidden)
+                   max_bytes, execute_notebooks, keep_work, model_rule=model_rule, hidden=hidden,
+                   isolation=isolation)
     lock = threading.Lock()
     done = []
 
@@ -355,6 +371,7 @@ def grade(submissions, out_dir, instructor_root, jobs: int = 1, timeout: float =
     pool.shutdown()
     results.sort(key=lambda r: r.name)
     write_grades(out_dir, graded_results(out_dir, results), instructor)
+    write_report(out_dir, graded_results(out_dir, results), instructor)
     return [r.to_dict() for r in results]
 
 
@@ -424,6 +441,7 @@ def main(args: argparse.Namespace) -> int:
         limits = dataclasses.replace(limits, processes=int(processes))
     out_dir = Path(args.out)
     instructor = given_flag(args, "instructor", None) or _repository_root()
+    install(out_dir, getattr(args, "roster", None), getattr(args, "policy", None))  # checked before grading
     parameters = {**grading_parameters(instructor, out_dir), **parameters}
 
     results = grade(args.submissions, out_dir, instructor, jobs=given_flag(args, "jobs", 1),
@@ -433,7 +451,8 @@ def main(args: argparse.Namespace) -> int:
                     execute_notebooks=not getattr(args, "checks_only", False),
                     progress=lambda line: print(line, flush=True),
                     hidden_data=getattr(args, "hidden_data", None),
-                    model_rule=ModelRule.read(getattr(args, "model_rule", None)))
+                    model_rule=ModelRule.read(getattr(args, "model_rule", None)),
+                    isolation=given_flag(args, "isolation", sandbox.BUBBLEWRAP))
     troubled = sum(1 for r in results if r["status"] != "ok")
     print(f"graded {len(results)} submissions ({troubled} with problems): {out_dir / 'grades.csv'}, "
           f"{out_dir / 'grades.md'}, feedback in {out_dir}/NAME/feedback.md")

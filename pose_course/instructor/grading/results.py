@@ -103,6 +103,7 @@ class Result:
     notebooks: list[NotebookRun] = field(default_factory=list)
     runs: dict = field(default_factory=dict)  # "checks" / "notebooks" / "model" -> the sandbox's record
     model: ModelScore | None = None  # graded with --hidden-data
+    submitted: dict = field(default_factory=dict)  # {"at", "how"}: intake.submission_time
     total: float = 0.0
     seconds: float = 0.0
     status: str = "ok"
@@ -114,6 +115,7 @@ class Result:
                 "answers": {gid: dataclasses.asdict(a) for gid, a in self.answers.items()},
                 "notebooks": [dataclasses.asdict(n) for n in self.notebooks],
                 "runs": self.runs, "model": dataclasses.asdict(self.model) if self.model else None,
+                "submitted": self.submitted,
                 "total": self.total, "max": self.max, "seconds": self.seconds,
                 "status": self.status}
 
@@ -127,6 +129,7 @@ class Result:
                        answers={gid: Answer(**a) for gid, a in d["answers"].items()},
                        notebooks=[NotebookRun(**n) for n in d["notebooks"]], runs=dict(d["runs"]),
                        model=ModelScore(**d["model"]) if d.get("model") else None,
+                       submitted=dict(d.get("submitted") or {}),
                        total=float(d["total"]), seconds=float(d["seconds"]), status=str(d["status"]))
         except (KeyError, TypeError, AttributeError, ValueError) as e:
             raise ValueError(f"not a grading result ({type(e).__name__}: {e})") from None

@@ -57,6 +57,7 @@ class Batch:
     keep_work: bool
     model_rule: object = None  # model_grade.ModelRule with --hidden-data, else None
     hidden: object = None  # model_grade.HiddenSet: the labels stay in the grader's process
+    isolation: str = sandbox.BUBBLEWRAP  # or container_user's weaker mode (grade --isolation)
     cancel: threading.Event = dataclasses.field(default_factory=threading.Event)
 
     @property
@@ -101,7 +102,8 @@ def _sandboxed(batch: Batch, box: Path, folder: Path, label: str, command: list,
         result = sandbox.run(command, box, cwd=box, env=env, hide=batch.hide,
                              expose=[*batch.expose, channel.folder], limits=limits,
                              stdout_path=logs / f"{label}.stdout.log",
-                             stderr_path=logs / f"{label}.stderr.log", cancel=batch.cancel, who=who)
+                             stderr_path=logs / f"{label}.stderr.log", cancel=batch.cancel, who=who,
+                             isolation=batch.isolation)
     return result, channel
 
 

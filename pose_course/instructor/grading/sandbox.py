@@ -48,6 +48,7 @@ import threading
 import time
 from pathlib import Path
 
+from pose_course.instructor.grading import container_user
 from pose_course.instructor.grading.host_identity import (
     HostIdentity,
     give,
@@ -65,6 +66,9 @@ SANDBOX_UID = 65534  # "nobody": any uid but 0 makes bwrap drop every capability
 MEMORY_MARKERS = (b"MemoryError", b"std::bad_alloc", b"Cannot allocate memory", b"OOM when allocating")
 INSTALL_HINT = ("install bubblewrap (Debian/Ubuntu: apt-get install bubblewrap; "
                 "Fedora: dnf install bubblewrap)")
+# The isolation modes: bubblewrap, the default; container_user's weaker one, only when asked for.
+BUBBLEWRAP = "bubblewrap"
+ISOLATIONS = (BUBBLEWRAP, container_user.NAME)
 # Variables passed through from the grader's environment when set.
 KEPT_VARIABLES = ("TF_ENABLE_ONEDNN_OPTS", "POSE_UTILS_TF_DEFAULTS")
 
@@ -133,9 +137,11 @@ def unavailable() -> str | None:
     return None
 
 
-def require() -> None:
-    """Raise ConfigError (one line) unless sandboxed runs are possible here."""
-    reason = unavailable()
+def require(isolation: str = BUBBLEWRAP) -> None:
+    """Raise ConfigError (one line) unless sandboxed runs with `isolation` are possible here."""
+    if isolation not in ISOLATIONS:
+        raise ConfigError(f"--isolation {isolation!r}: expected one of {', '.join(ISOLATIONS)}")
+    reason = unavailable() if isolation == BUBBLEWRAP else container_user.unavailable()
     if reason:
         raise ConfigError(reason)
 
@@ -193,20 +199,22 @@ ALWAYS_HIDDEN = ("/run",)
 
 
 def command_line(command, work_dir, cwd=None, hide=(), expose=(), limits: Limits = Limits(),
-                 who: HostIdentity | None = None) -> list[str]:
+                 who: HostIdentity | None = None, isolation: str = BUBBLEWRAP) -> list[str]:
     """The full argv: for a root grader the prelude that drops to `who`, then prlimit's limits, then
     bwrap's mounts in the order that makes them work (tmpfs over hidden folders, read-only binds back into
     them, the work folder, then the hidden tmpfs mounts made read-only; `--remount-ro` is not recursive,
     so the binds inside keep their own mode). The running Python (`python_roots`) is exposed whatever
-    `expose` says."""
+    `expose` says. With container_user's isolation: its drop to `who`, then prlimit, no bwrap."""
     work = Path(work_dir).resolve()
     expose = sorted({Path(p).resolve() for p in [*expose, *python_roots()]}, key=lambda p: len(p.parts))
     covers, sources, mountable = plan_binds(work, expose, who)
     cpu = int(limits.cpu_seconds or max(1, 2 * limits.wall_seconds))
+    limited = ["prlimit", f"--as={limits.memory_bytes}", f"--cpu={cpu}:{cpu + 5}",
+               f"--fsize={limits.file_bytes}", f"--nproc={limits.processes}", "--core=0", "--"]
+    if isolation == container_user.NAME:
+        return [*container_user.drop(who, Path(cwd).resolve() if cwd else work), *limited, *map(str, command)]
     argv = prelude(who, covers, sources) if who is not None else []
-    argv += ["prlimit", f"--as={limits.memory_bytes}", f"--cpu={cpu}:{cpu + 5}",
-             f"--fsize={limits.file_bytes}", f"--nproc={limits.processes}", "--core=0", "--",
-             "bwrap", *_namespace_args(), "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
+    argv += [*limited, "bwrap", *_namespace_args(), "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
     sized = "--size" in _bwrap_options()
     for private in ("/tmp", "/dev/shm"):
         argv += (["--size", str(limits.tmp_bytes)] if sized else []) + ["--tmpfs", private]
@@ -257,16 +265,18 @@ def _seen(path: Path, markers) -> bool:
 
 def run(command, work_dir, *, cwd=None, env: dict | None = None, hide=(), expose=(),
         limits: Limits = Limits(), stdout_path=None, stderr_path=None,
-        cancel: threading.Event | None = None, who: HostIdentity | None = None) -> Result:
+        cancel: threading.Event | None = None, who: HostIdentity | None = None,
+        isolation: str = BUBBLEWRAP) -> Result:
     """Run `command` (a list) in the sandbox; `work_dir` is the only writable folder (see module doc).
 
     env: the complete environment (default: `environment(work_dir/home, work_dir/tmp)`).
     stdout_path, stderr_path: where the grader writes the streams (default: beside work_dir, NAME.stdout.log
     and NAME.stderr.log); keep them out of work_dir. cancel: an Event that stops the command early (killed
     as at the wall-clock limit, returncode 137). who: the host uid of a root grader's run (default: a
-    fresh one, `new_identity()`); it is given work_dir and everything in it.
+    fresh one, `new_identity()`); it is given work_dir and everything in it. isolation: BUBBLEWRAP, or
+    container_user.NAME where bwrap cannot run (that module's doc says what it does not protect).
     """
-    require()
+    require(isolation)
     work = Path(work_dir).resolve()
     if not work.is_dir():
         raise ConfigError(f"{work}: sandbox work folder not found")
@@ -279,7 +289,10 @@ def run(command, work_dir, *, cwd=None, env: dict | None = None, hide=(), expose
     who = who or new_identity()
     if who is not None:
         give(work, who)
-    argv = command_line(command, work, cwd=cwd, hide=hide, expose=expose, limits=limits, who=who)
+    if isolation == container_user.NAME:
+        container_user.check_reachable(work)
+    argv = command_line(command, work, cwd=cwd, hide=hide, expose=expose, limits=limits, who=who,
+                        isolation=isolation)
     counts: dict = {}
     tic = time.monotonic()
     # opened before the command starts, so nothing it does can put a symlink there first; the pumps close
@@ -313,6 +326,8 @@ def run(command, work_dir, *, cwd=None, env: dict | None = None, hide=(), expose
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+        if isolation == container_user.NAME:  # no PID namespace ends what left the process group
+            container_user.kill_all(who)
         for t in pumps:
             t.join(timeout=30)
         proc.stdout.close()

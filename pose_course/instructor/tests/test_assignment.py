@@ -9,9 +9,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import nbformat
 import pytest
 
 from pose_course.instructor import release as rel
+from pose_course.instructor.grading.answer_key import read_instructor
 from pose_course.instructor.grading.grade import grade, grading_parameters
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -102,11 +104,16 @@ def graded(tmp_path_factory):
     return results, rows, out
 
 
+def check_columns() -> list[str]:
+    """grades.csv's columns of the checks (the written answers' columns wait for hand marks)."""
+    return [c.grade_id for c in read_instructor(ROOT).checks]
+
+
 @pytest.mark.slow
 def test_the_filled_release_earns_full_marks(graded):
     results, rows, _ = graded
-    checks = [k for k in rows["complete"] if k not in ("student", "total", "status")]
-    assert len(checks) >= 10
+    checks = check_columns()
+    assert len(checks) >= 10 and set(checks) < set(rows["complete"])
     assert all(float(rows["complete"][k]) > 0 for k in checks)
     complete = next(r for r in results if r["name"] == "complete")
     assert complete["total"] == complete["max"] > 0 and rows["complete"]["status"] == "ok"
@@ -125,7 +132,7 @@ def test_the_blank_release_earns_nothing_and_says_what_to_write(graded):
 def test_each_seeded_mistake_loses_exactly_the_checks_that_name_it(graded, mistake):
     _, rows, out = graded
     full, row = rows["complete"], rows[mistake]
-    lost = {k for k in full if k not in ("student", "total", "status") and float(row[k]) < float(full[k])}
+    lost = {k for k in check_columns() if float(row[k]) < float(full[k])}
     assert lost == SEEDED[mistake][3]
     assert float(row["total"]) == float(full["total"]) - sum(float(full[k]) for k in lost)
     assert all(float(row[k]) == 0 for k in lost)  # a check is all or nothing
@@ -173,20 +180,55 @@ def _make(repo: Path, *targets: str, timeout: int, select: str | None = None) ->
                            *targets, *extra], capture_output=True, text=True, timeout=timeout, env=env)
 
 
+def _classroom_steps(repo: Path) -> tuple[list[dict], list[str]]:
+    """The release's GitHub Classroom steps that score one check each, and the runners its reporter sums."""
+    import yaml
+
+    from pose_course.classroom import WORKFLOW
+
+    steps = yaml.safe_load((repo / WORKFLOW).read_text())["jobs"]["run-autograding-tests"]["steps"]
+    graders = [s for s in steps if s.get("uses") == "classroom-resources/autograding-command-grader@v1"]
+    return graders, steps[-1]["with"]["runners"].split(",")
+
+
+def _as_the_grader_runs(repo: Path, step: dict) -> subprocess.CompletedProcess:
+    """A step's command as autograding-command-grader runs it: a shell in the checkout, PATH and HOME only.
+    The checkout's .venv is this test's environment (the release holds none; its `make` would make one)."""
+    if not (repo / ".venv").exists():
+        (repo / ".venv").symlink_to(sys.prefix, target_is_directory=True)
+    return subprocess.run(step["with"]["command"], shell=True, cwd=repo, capture_output=True, text=True,
+                          timeout=60, env={"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/")})
+
+
 @pytest.mark.slow
 def test_the_filled_release_passes_its_own_make_check_and_make_test_fast(graded, tmp_path):
     # The grader ran the instructor's notebooks against it; here the student's own copy runs them, with
     # the release's Makefile, conftest and stored outputs (which checks and tests compare against).
     # make check runs every notebook; make test-fast the release-sensitive tests (RELEASE_SENSITIVE).
-    _, rows, out = graded
+    from pose_course.cells import check_metadata
+
+    _, _, out = graded
     repo = tmp_path / "complete"
     shutil.copytree(out.parent / "submissions" / "complete", repo)
-    checks = [k for k in rows["complete"] if k not in ("student", "total", "status")]
-    public = len(checks) - sum(1 for k in checks if k.endswith("_hidden"))
+    # the public checks of this repository's notebooks (the grade sheet has other columns than checks)
+    public_points = {m["grade_id"]: m["points"] for nb in sorted((ROOT / "notebooks").glob("*.ipynb"))
+                     for cell in nbformat.read(nb, as_version=4).cells
+                     if (m := check_metadata(cell)) is not None and not m["hidden"]}
+    public = len(public_points)
     check = _make(repo, "check", timeout=900)
     assert check.returncode == 0, check.stdout[-3000:] + check.stderr[-2000:]
     assert f"checks: {public} of {public} passed" in check.stdout, check.stdout[-3000:]
     assert "still to write" not in check.stdout and "FAIL" not in check.stdout
+    # GitHub Classroom's workflow of the release, after its make check: every step earns its points, and
+    # the reporter's total is the public checks' points of this repository's notebooks
+    graders, runners = _classroom_steps(repo)
+    assert sorted(s["with"]["test-name"] for s in graders) == sorted(public_points) and len(graders) == public
+    earned = {}
+    for step in graders:
+        done = _as_the_grader_runs(repo, step)
+        assert done.returncode == 0, (step["with"]["command"], done.stdout, done.stderr[-2000:])
+        earned[step["id"]] = step["with"]["max-score"]
+    assert sum(earned[r] for r in runners) == sum(public_points.values()) > 0
     fast = _make(repo, "test-fast", timeout=900, select=RELEASE_SENSITIVE)
     assert fast.returncode == 0, fast.stdout[-3000:] + fast.stderr[-2000:]
     assert " passed" in fast.stdout and "skipped" not in fast.stdout.splitlines()[-1], fast.stdout[-1500:]
@@ -204,3 +246,12 @@ def test_the_blank_release_lists_every_exercise_still_to_write(graded, tmp_path)
     assert listed.startswith(f"{len(stubs)};"), listed[:200]
     for ex in stubs:  # those of notebook 03 too: read from the code, not from the cells that ran
         assert ex.message in listed, ex.message
+    # GitHub Classroom's step for an unwritten check of notebook 02 scores 0 and says why; one of a notebook
+    # that make check NB=02 did not run scores 0 too
+    graders = {s["with"]["test-name"]: s for s in _classroom_steps(repo)[0]}
+    done = _as_the_grader_runs(repo, graders["seed_layers"])
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert done.stdout.startswith("seed_layers: failed, 0 of 3 points (02_model.ipynb): Exercise: write "), \
+        done.stdout
+    done = _as_the_grader_runs(repo, graders["overfit"])
+    assert done.returncode == 1 and "did not run this check" in done.stdout, done.stdout + done.stderr

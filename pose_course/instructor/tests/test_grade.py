@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
+import re
 import sys
 import textwrap
 import zipfile
@@ -18,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from pose_course.cells import nbgrader_metadata
 from pose_course.instructor.grading import host_identity, sandbox
 from pose_course.instructor.grading.answer_key import read_instructor
 from pose_course.instructor.grading.grade import grade, main, submission_names
@@ -52,9 +54,7 @@ def _cell(source, tags=(), grade_id=None, points=None, output=None, kind="code",
 
     meta = {"tags": list(tags)}
     if grade_id:
-        meta["nbgrader"] = {"grade": True, "grade_id": grade_id, "points": points}
-        if answer:
-            meta["nbgrader"]["solution"] = True
+        meta["nbgrader"] = nbgrader_metadata(grade_id, points, answer=answer)
     if kind == "markdown":
         return nbformat.v4.new_markdown_cell(source, metadata=meta)
     cell = nbformat.v4.new_code_cell(source, metadata=meta)
@@ -80,7 +80,9 @@ def write_notebook(path: Path, hidden: bool = True, answer: str = "YOUR ANSWER H
               ["check"], "mul", POINTS["mul"], "6\n"),
     ]
     if hidden:
-        cells.append(_cell("# NBVAL_CHECK_OUTPUT\nfrom pose_utils.mathx import div\nprint(div(6, 3))",
+        # as in the course's notebooks: the body between nbgrader's hidden-test lines
+        cells.append(_cell("# NBVAL_CHECK_OUTPUT\n### BEGIN HIDDEN TESTS\nfrom pose_utils.mathx import div\n"
+                           "print(div(6, 3))\n### END HIDDEN TESTS",
                            ["check", "hidden"], "div", POINTS["div"], "2.0\n"))
     cells.append(_cell(answer, ["answer"], "why", 2, kind="markdown", answer=True))
     nb.cells = cells
@@ -509,11 +511,11 @@ def test_kernel_that_dies(course):
 
 def test_batch_sheets(course):
     rows = course.csv.splitlines()
-    assert rows[0] == "student,add,mul,div,total,status"
+    assert rows[0] == "student,add,mul,div,why,total,status"  # why: a hand mark
     assert [row.split(",")[0] for row in rows[1:]] == course.order == sorted(course.order)
-    assert "correct,2,3,1,6,ok" in rows and "wrong_mul,2,0,1,3,ok" in rows
+    assert "correct,2,3,1,,6,ok" in rows and "wrong_mul,2,0,1,,3,ok" in rows
     md = (course.out / "grades.md").read_text()
-    assert "| student | add (2) | mul (3) | div (1) | total (6) | status |" in md
+    assert "| student | add (2) | mul (3) | div (1) | why (2) | total (8) | status |" in md
     for name, r in course.results.items():
         for line in lines(r):
             assert f"- {name}: {line}" in md
@@ -545,8 +547,8 @@ def test_a_regraded_submission_gets_its_new_row(course, tmp_path):
     [bob] = grade([tmp_path / "bob"], out, course.instructor, **run)
     assert bob["total"] == 3
     rows = (out / "grades.csv").read_text().splitlines()
-    assert rows[1:] == ["alice,2,3,1,6,ok", "bob,2,0,1,3,ok", "carol,2,3,1,6,ok"]
-    assert "| bob | 2 | 0 | 1 | 3 | ok |" in (out / "grades.md").read_text()
+    assert rows[1:] == ["alice,2,3,1,,6,ok", "bob,2,0,1,,3,ok", "carol,2,3,1,,6,ok"]
+    assert "| bob | 2 | 0 | 1 |  | 3 | ok |" in (out / "grades.md").read_text()
 
 
 # ----------------------------------------------------------------------------- the sandbox alone
@@ -837,6 +839,18 @@ def test_instructor_contract(tmp_path):
     nb.cells[2].source = nb.cells[2].source.replace("# NBVAL_CHECK_OUTPUT\n", "")
     nbformat.write(nb, str(nb_path))
     with pytest.raises(ConfigError, match="must be a code cell with a line '# NBVAL_CHECK_OUTPUT'"):
+        read_instructor(tmp_path / "instructor")
+    # nbgrader's schema 3 in full, as nbgrader itself reads it (pose_course.cells.nbgrader_metadata)
+    nb.cells[2].source = "# NBVAL_CHECK_OUTPUT\n" + nb.cells[2].source
+    nb.cells[3].metadata.nbgrader = {"grade": True, "grade_id": "div", "points": 1}
+    nbformat.write(nb, str(nb_path))
+    schema = '"schema_version": 3, "solution": false, "locked": true'
+    with pytest.raises(ConfigError, match=re.escape(f"cell 4: check 'div' needs nbgrader's {schema}")):
+        read_instructor(tmp_path / "instructor")
+    nb.cells[3].metadata.nbgrader = nbgrader_metadata("div", 1)
+    nb.cells[4].metadata.nbgrader = nbgrader_metadata("why", 2)
+    nbformat.write(nb, str(nb_path))
+    with pytest.raises(ConfigError, match="cell 5: answer 'why' needs nbgrader's \"solution\": true"):
         read_instructor(tmp_path / "instructor")
     with pytest.raises(ConfigError, match="no instructor notebooks"):
         read_instructor(tmp_path)

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from pose_course.cells import nbgrader_metadata
 from pose_course.instructor.grading import sandbox
 from pose_course.instructor.grading.grade import grade
 from pose_course.instructor.grading.model_grade import ModelRule, points_for
@@ -105,8 +106,8 @@ def graded(tmp_path_factory):
     nb = nbformat.v4.new_notebook()
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nb.cells = [nbformat.v4.new_code_cell("x = 1", metadata={"tags": ["parameters"]}),
-                nbformat.v4.new_markdown_cell("YOUR ANSWER HERE", metadata={"tags": ["answer"], "nbgrader": {
-                    "grade": True, "solution": True, "grade_id": "why", "points": 1}})]
+                nbformat.v4.new_markdown_cell("YOUR ANSWER HERE", metadata={
+                    "tags": ["answer"], "nbgrader": nbgrader_metadata("why", 1, answer=True)})]
     nbformat.write(nb, str(course / "notebooks" / "01_intro.ipynb"))
 
     subs = base / "submissions"
