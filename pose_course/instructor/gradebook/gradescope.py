@@ -6,7 +6,8 @@ from it). One test per check; a public check's failure shows what feedback.md sh
 its score only, and only once the instructor publishes the grades ("after_published"): shown earlier, its
 pass or fail would tell a student what the hidden check tests while they can still change their code, and
 "hidden" would keep it from them for good, which Gradescope reserves for tests worth no points. Written
-answers are not tests: Gradescope's own manual grading marks them. The trained model, when graded, is one
+answers marked in our gradebook page (OUT/marks.json) are tests with their comment; unmarked ones are left
+to Gradescope's own manual grading. The trained model, when graded, is one
 test plus leaderboard entries (MPJPE ascending). The autograder bundle is gradebook/autograder.py.
 """
 
@@ -19,6 +20,7 @@ from pathlib import Path
 from pose_course.instructor.grading.answer_key import Instructor, read_instructor
 from pose_course.instructor.grading.feedback import failure_lines
 from pose_course.instructor.grading.grade import _repository_root, graded_results
+from pose_course.instructor.grading.marks import read_marks
 from pose_course.instructor.grading.results import CheckScore, ModelScore, Result
 from pose_course.instructor.grading.scoring import fmt
 from pose_utils.errors import ConfigError, DataError
@@ -68,19 +70,36 @@ def _model_test(m: ModelScore) -> dict:
             "tags": ["model"], "visibility": "visible"}
 
 
-def results_json(result: Result, instructor: Instructor) -> dict:
-    """Gradescope's results.json (a dict) for one graded submission."""
-    answers = sum(a.points for a in instructor.answers)
+def _answer_test(answer, mark) -> dict:
+    return {"name": f"{answer.grade_id} (written answer, {answer.notebook})", "score": mark.points,
+            "max_score": answer.points, "status": "passed" if mark.points >= answer.points else "failed",
+            "output": mark.comment.strip() or "Marked by hand.", "output_format": "md",
+            "tags": [answer.notebook, "written"], "visibility": "visible"}
+
+
+def results_json(result: Result, instructor: Instructor, marks: dict | None = None) -> dict:
+    """Gradescope's results.json (a dict) for one graded submission; `marks` ({grade_id: Mark}, from
+    OUT/marks.json) makes each answer marked in the gradebook page a test of its own."""
+    marks = marks or {}
+    marked = [a for a in instructor.answers if a.grade_id in marks]
+    unmarked = [a for a in instructor.answers if a.grade_id not in marks]
     lines = [f"**Automatic checks: {fmt(result.total)} / {fmt(result.max)} points** "
              f"(status: {result.status})."]
-    if instructor.answers:
-        lines.append(f"Written answers ({fmt(answers)} points) are graded by hand in Gradescope.")
+    if marked:
+        got = sum(marks[a.grade_id].points for a in marked)
+        lines.append(f"Written answers marked by hand: {fmt(got)} / {fmt(sum(a.points for a in marked))} "
+                     "points.")
+    if unmarked:
+        lines.append(f"Written answers ({fmt(sum(a.points for a in unmarked))} points) are graded by hand "
+                     "in Gradescope.")
     if any(e.hidden for e in result.checks.values()):
         lines.append("Hidden checks show their points once the grades are published.")
     if result.problems:
         lines += ["", *(f"- {p.line}" for p in result.problems)]
     tests = [_check_test(gid, e, instructor) for gid, e in result.checks.items()]
-    out = {"score": result.total, "execution_time": round(result.seconds, 1), "output": "\n".join(lines),
+    tests += [_answer_test(a, marks[a.grade_id]) for a in marked]
+    score = result.total + sum(marks[a.grade_id].points for a in marked)
+    out = {"score": score, "execution_time": round(result.seconds, 1), "output": "\n".join(lines),
            "output_format": "md", "stdout_visibility": "hidden", "tests": tests}
     m = result.model
     if m is not None:
@@ -109,11 +128,12 @@ def export(out_dir, to_dir, instructor_root) -> list[Path]:
     if not results:
         raise DataError(f"{out_dir}: no graded submission in it (folders NAME/ with result.json)")
     instructor = read_instructor(instructor_root)
+    marks = read_marks(out_dir)
     written = []
     for r in results:
         path = to_dir / r.name / RESULTS
         path.parent.mkdir(parents=True, exist_ok=True)
-        write_json(path, results_json(r, instructor))
+        write_json(path, results_json(r, instructor, marks.get(r.name)))
         written.append(path)
     return written
 

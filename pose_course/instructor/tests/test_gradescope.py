@@ -28,6 +28,7 @@ from pose_course.instructor.gradebook.gradescope import SCHEMA, export, results_
 from pose_course.instructor.grading import container_user, host_identity, sandbox
 from pose_course.instructor.grading.answer_key import read_instructor
 from pose_course.instructor.grading.grade import grade
+from pose_course.instructor.grading.marks import Mark
 from pose_course.instructor.grading.results import ModelScore, Result
 from pose_course.instructor.grading.untrusted import remove_tree
 from pose_utils.errors import ConfigError, DataError
@@ -99,6 +100,19 @@ def test_model_gives_a_test_and_the_leaderboard(graded):
     data = results_json(result, read_instructor(instructor))
     validate(data)
     assert "leaderboard" not in data and "model.keras" in data["tests"][-1]["output"]
+
+
+def test_answers_marked_in_the_gradebook_are_tests_with_their_comment(graded, tmp_path):
+    _, instructor, out = graded
+    result = Result.from_dict(json.loads((out / "wrong_mul" / "result.json").read_text()))
+    data = results_json(result, read_instructor(instructor),
+                        {"why": Mark(1.5, "Say why it holds for every pair.")})
+    validate(data)
+    why = data["tests"][-1]
+    assert (why["name"], why["score"], why["max_score"], why["status"]) == \
+        (f"why (written answer, {NOTEBOOK})", 1.5, 2, "failed")
+    assert why["output"] == "Say why it holds for every pair." and data["score"] == result.total + 1.5
+    assert "marked by hand: 1.5 / 2 points" in data["output"] and "in Gradescope" not in data["output"]
 
 
 def test_export_of_a_folder_without_results_says_so(tmp_path, graded):
