@@ -784,10 +784,11 @@ def classify(phase: dict, saved: dict | None) -> None:
 
 def run_notebook(lab: Lab, name: str, timeout: float) -> dict:
     path = f"notebooks/{name}.ipynb"
-    res: dict = {"phases": {}, "problems": []}
+    res: dict = {"phases": {}, "problems": [], "step_s": {}}
     t0 = time.monotonic()
 
     def step(what, fn, *args):
+        started = time.monotonic()
         try:
             value = fn(*args)
             return True if value is None else value
@@ -797,6 +798,8 @@ def run_notebook(lab: Lab, name: str, timeout: float) -> dict:
             with contextlib.suppress(Exception):
                 lab.screenshot(f"{name}-failed-{what.replace(' ', '_')}")
             return None
+        finally:  # where a notebook's minute goes (report.json)
+            res["step_s"][what] = round(time.monotonic() - started, 1)
 
     with contextlib.suppress(Exception):
         lab.clean_slate()
