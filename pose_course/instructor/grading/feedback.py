@@ -141,9 +141,11 @@ def _model_lines(m: ModelScore) -> list[str]:
     lines = ["## Your model on the hidden clips", ""]
     if m.problem:
         return lines + [f"**{fmt(m.earned)} / {fmt(m.points)} points**: {m.problem}.", ""]
+    scale = (f"full points at or below {m.full_at_mm:.1f} mm, none at or above {m.zero_at_mm:.1f} mm, "
+             f"linear between" if m.full_at_mm < m.zero_at_mm else
+             f"full points below {m.zero_at_mm:.1f} mm, none at or above")
     lines += [f"**{fmt(m.earned)} / {fmt(m.points)} points**: MPJPE {m.mpjpe_mm:.1f} mm on clips no one "
-              f"trained on (full points at or below {m.full_at_mm:.1f} mm, none at or above "
-              f"{m.zero_at_mm:.1f} mm, linear between); P-MPJPE {m.p_mpjpe_mm:.1f} mm; {m.parameters:,} "
+              f"trained on ({scale}); P-MPJPE {m.p_mpjpe_mm:.1f} mm; {m.parameters:,} "
               f"parameters; loaded and predicted in {m.seconds:.1f} s."
               + (f" On the leaderboard you are {m.pseudonym}." if m.pseudonym else ""), ""]
     rows = [["", "MPJPE (mm)"], ["your model", f"{m.mpjpe_mm:.1f}"]]

@@ -85,7 +85,13 @@ from pose_course.instructor.grading.answer_key import read_instructor
 from pose_course.instructor.grading.feedback import feedback, pseudonyms, write_grades
 from pose_course.instructor.grading.host_identity import inside, unreadable
 from pose_course.instructor.grading.intake import DEFAULT_MAX_BYTES, stage, submission_time, syntax_errors
-from pose_course.instructor.grading.model_grade import HiddenSet, ModelRule, grade_model, reference_mpjpe
+from pose_course.instructor.grading.model_grade import (
+    HiddenSet,
+    ModelRule,
+    grade_model,
+    reference_mpjpe,
+    threshold_warning,
+)
 from pose_course.instructor.grading.results import Problem, Result
 from pose_course.instructor.grading.roster import install
 from pose_course.instructor.grading.runs import (
@@ -343,6 +349,9 @@ def grade(submissions, out_dir, instructor_root, jobs: int = 1, timeout: float =
         hidden = HiddenSet.prepare(hidden_dir, model_rule.split, helper_dir)
         if model_rule.reference:
             hidden.reference_mm = reference_mpjpe(model_rule.reference, hidden)
+        warning = threshold_warning(model_rule, hidden)
+        if warning and progress:
+            progress(f"warning: {warning}")
         pseudonyms(out_dir, [])  # the leaderboard's key, made once before the submissions run in threads
     limits = dataclasses.replace(limits or sandbox.Limits(), wall_seconds=float(timeout))
     batch = Batch(instructor, out_dir, helper_dir, limits, float(cell_timeout), parameters, hide, expose,

@@ -247,6 +247,21 @@ def score_predictions(box: Path, run_dir: Path, hidden: HiddenSet, rule: ModelRu
     score.per_joint_mm = [round(float(v), 2) for v in 1000.0 * metrics.per_joint_mpjpe(hidden.labels, metres)]
 
 
+def threshold_warning(rule: ModelRule, hidden: HiddenSet) -> str | None:
+    """One line for the instructor when the full-points threshold is not below the zero-points one (a
+    reference run no better than the mean pose, say): points then jump from all to none at zero_at_mm."""
+    zero = hidden.mean_pose_mm if rule.zero_at_mm == "mean_pose" else float(rule.zero_at_mm)
+    if rule.full_at_mm != "reference" or hidden.reference_mm is None:
+        return None
+    full = rule.reference_factor * hidden.reference_mm
+    if full < zero:
+        return None
+    return (f"model rule: full points at {full:.1f} mm ({rule.reference_factor:g} x your run's "
+            f"{hidden.reference_mm:.1f} mm) is not below the zero-points error {zero:.1f} mm "
+            f"({rule.zero_at_mm}): every model below {zero:.1f} mm gets all the points, none above; "
+            f"a reference trained longer, or a smaller reference_factor, makes the scale linear")
+
+
 def grade_model(run_model, repo: Path, hidden: HiddenSet, rule: ModelRule) -> ModelScore:
     """Step 2b for one staged submission. run_model() runs the prediction of the submission's
     `rule.run` in the sandbox and returns (box: the folder it wrote in, timed out, one line when it

@@ -11,6 +11,7 @@ slow). Everything lives in pytest's temporary folders.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import shutil
 from pathlib import Path
@@ -255,3 +256,25 @@ def test_bad_rules_and_hidden_folders_are_plain_errors(graded, tmp_path):
     (inside / "labels").mkdir()
     with pytest.raises(ConfigError, match="overlaps"):
         grade([inside], tmp_path / "o", course, execute_notebooks=False, hidden_data=inside / "labels")
+
+
+def test_a_reference_no_better_than_the_mean_pose_is_said_to_the_instructor_and_in_the_feedback(tmp_path):
+    # A reference trained too briefly: 1.1 x its 356.6 mm is above the mean pose's 368.4 mm (make demo's
+    # challenge run of 4 epochs on the hidden clips of S2, S3, S4 and S10 measured just that)
+    from pose_course.instructor.grading.feedback import _model_lines
+    from pose_course.instructor.grading.model_grade import HiddenSet, threshold_warning
+    from pose_course.instructor.grading.results import ModelScore
+
+    hidden = HiddenSet(tmp_path, "valid", np.zeros((1, 8, 17, 3)), tmp_path / "frames.npy", 368.4, [0.0] * 17,
+                       reference_mm=356.6)
+    rule = ModelRule(full_at_mm="reference", reference=str(tmp_path), zero_at_mm="mean_pose")
+    warning = threshold_warning(rule, hidden)
+    assert warning.startswith("model rule: full points at 392.3 mm (1.1 x your run's 356.6 mm) is not below "
+                              "the zero-points error 368.4 mm (mean_pose)"), warning
+    assert threshold_warning(dataclasses.replace(rule, reference_factor=1.0), hidden) is None
+    assert threshold_warning(dataclasses.replace(rule, full_at_mm=300.0), hidden) is None
+    score = ModelScore(points=10, earned=10, mpjpe_mm=356.6, p_mpjpe_mm=226.8, parameters=583_971,
+                       seconds=11.5, full_at_mm=368.4, zero_at_mm=368.4)
+    text = "\n".join(_model_lines(score))
+    assert "(full points below 368.4 mm, none at or above)" in text and "linear" not in text
+    assert "linear between" in "\n".join(_model_lines(dataclasses.replace(score, full_at_mm=300.0)))
