@@ -32,6 +32,18 @@ def artefact_dir() -> Path:
     return path
 
 
+def _wait_for_text(driver, element_id: str, text: str, timeout: float = 20) -> None:
+    """Until the page (after a form's POST and redirect) shows `text` in #element_id: a click returns before
+    the next page has loaded, so reading at once may find the old page or none."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    WebDriverWait(driver, timeout).until(
+        expected_conditions.text_to_be_present_in_element((By.ID, element_id), text),
+        f"#{element_id} never said {text!r}")
+
+
 def test_marking_two_students_in_the_browser(tmp_path):
     from selenium.webdriver.common.by import By
 
@@ -48,6 +60,7 @@ def test_marking_two_students_in_the_browser(tmp_path):
     assert started, "the gradebook server did not start"
     url = started[0]
     driver = lab_driver.start_browser(chromium, chromedriver, profile=tmp_path / "profile")
+    driver.implicitly_wait(20)  # a link's click returns before the next page has loaded
     try:
         driver.get(url)
         page = driver.find_element(By.TAG_NAME, "body").text
@@ -64,7 +77,7 @@ def test_marking_two_students_in_the_browser(tmp_path):
             box.send_keys(points)
             section.find_element(By.NAME, "comment").send_keys(comment)
             section.find_element(By.TAG_NAME, "button").click()
-            assert driver.find_element(By.ID, "notice").text == "Saved why."
+            _wait_for_text(driver, "notice", "Saved why.")
         driver.save_screenshot(str(artefact_dir() / "gradebook-submission.png"))
         driver.refresh()  # kept after a reload, and on the list
         section = driver.find_element(By.ID, "answer-why")
@@ -83,7 +96,7 @@ def test_marking_two_students_in_the_browser(tmp_path):
         driver.execute_script("arguments[0].removeAttribute('max')", box)
         box.send_keys("9")
         driver.find_element(By.TAG_NAME, "button").click()
-        assert "points must be a number from 0 to 2, got 9" in driver.find_element(By.ID, "error").text
+        _wait_for_text(driver, "error", "points must be a number from 0 to 2, got 9")
     finally:
         driver.quit()
     rows = {r["student"]: r for r in csv.DictReader(io.StringIO((out / "grades.csv").read_text()))}
