@@ -247,13 +247,20 @@ def score_predictions(box: Path, run_dir: Path, hidden: HiddenSet, rule: ModelRu
     score.per_joint_mm = [round(float(v), 2) for v in 1000.0 * metrics.per_joint_mpjpe(hidden.labels, metres)]
 
 
+def thresholds(rule: ModelRule, hidden: HiddenSet) -> tuple[float, float]:
+    """The rule's (full_at, zero_at) in mm on these clips, before full_at is capped at zero_at."""
+    zero = hidden.mean_pose_mm if rule.zero_at_mm == "mean_pose" else float(rule.zero_at_mm)
+    full = (rule.reference_factor * hidden.reference_mm if rule.full_at_mm == "reference"
+            else float(rule.full_at_mm))
+    return full, zero
+
+
 def threshold_warning(rule: ModelRule, hidden: HiddenSet) -> str | None:
     """One line for the instructor when the full-points threshold is not below the zero-points one (a
     reference run no better than the mean pose, say): points then jump from all to none at zero_at_mm."""
-    zero = hidden.mean_pose_mm if rule.zero_at_mm == "mean_pose" else float(rule.zero_at_mm)
     if rule.full_at_mm != "reference" or hidden.reference_mm is None:
         return None
-    full = rule.reference_factor * hidden.reference_mm
+    full, zero = thresholds(rule, hidden)
     if full < zero:
         return None
     return (f"model rule: full points at {full:.1f} mm ({rule.reference_factor:g} x your run's "
@@ -266,9 +273,7 @@ def grade_model(run_model, repo: Path, hidden: HiddenSet, rule: ModelRule) -> Mo
     """Step 2b for one staged submission. run_model() runs the prediction of the submission's
     `rule.run` in the sandbox and returns (box: the folder it wrote in, timed out, one line when it
     failed). Never raises for a bad model."""
-    zero = hidden.mean_pose_mm if rule.zero_at_mm == "mean_pose" else float(rule.zero_at_mm)
-    full = (rule.reference_factor * hidden.reference_mm if rule.full_at_mm == "reference"
-            else float(rule.full_at_mm))
+    full, zero = thresholds(rule, hidden)
     baselines = {"mean pose": round(hidden.mean_pose_mm, 3)}
     if hidden.reference_mm is not None:
         baselines["the instructor's model"] = round(hidden.reference_mm, 3)
