@@ -94,7 +94,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("make-data", help="render the embedded motion-capture dataset")
     p.add_argument("--out", default="data/small", help="output folder (default: data/small)")
-    p.add_argument("--preset", default="small", choices=["tiny", "small", "course"])
+    p.add_argument("--preset", default="small", choices=["tiny", "small", "course", "hard"])
+    p.add_argument("--style", default=None, choices=["everyday", "hard"],
+                   help="override the preset's style: everyday (upright motions, cameras at chest height; "
+                        "tiny, small and course) or hard (every motion, cameras from knee to above head)")
     p.add_argument("--format", default="both", choices=["h5", "npy", "both"])
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workers", type=_positive_int, default=None,
@@ -102,8 +105,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--frame-size", type=_positive_int, default=None, help="override the preset's frame size")
     p.add_argument("--train-clips", type=_positive_int, default=None, help="override the preset's count")
     p.add_argument("--valid-clips", type=_positive_int, default=None, help="override the preset's count")
-    p.add_argument("--front-cues", action="store_true",
-                   help="give the humanoid hair, a nose and a shirt print: its front differs from its back")
+    p.add_argument("--front-cues", action=argparse.BooleanOptionalAction, default=None,
+                   help="give the humanoid hair, a nose and a shirt print: its front differs from its back "
+                        "(default: on in the everyday style, off in hard)")
     p.add_argument("--hidden-subjects", action="store_true",
                    help="clips played by subjects no student's data has (S2, S3, S4, S10): a grader's "
                         "hidden clips for grade --hidden-data")

@@ -21,13 +21,19 @@ from pose_utils.fileio import write_json
 from pose_utils.training.runfolder import RunFolder
 
 
-def sweep_settings(factors: dict, base: dict) -> list[dict]:
+def sweep_settings(factors: dict, base: dict, seeds=None) -> list[dict]:
     """One-factor-at-a-time settings, as in the report's discussion.
 
     factors: {"batch_size": [1, 5, 10], "learning_rate": [1e-4, 1e-3]}; base: the values of the other
     factors, e.g. {"batch_size": 5, "learning_rate": 1e-4}. Returns the distinct settings, each a dict
-    holding every factor, in a stable order (the base setting first).
+    holding every factor, in a stable order (the base setting first). seeds: a list of seeds to run
+    every setting once per seed (each setting then also holds "seed"): what shows how far two runs of
+    one setting differ by chance alone.
     """
+    if seeds is not None:
+        if not isinstance(seeds, (list, tuple)) or not seeds or len(set(seeds)) != len(seeds):
+            raise ConfigError(f"sweep seeds must be a non-empty list of distinct seeds, got {seeds!r}")
+        return [{**s, "seed": int(k)} for s in sweep_settings(factors, base) for k in seeds]
     for name, values in factors.items():
         if name not in base:
             raise ConfigError(f"sweep factor {name!r} needs a base value")
@@ -158,7 +164,10 @@ def sweep(training_notebook: str | os.PathLike, sweep_dir: str | os.PathLike, se
 
 
 def sweep_rows(results: list[dict], factors=("batch_size", "learning_rate")) -> list[list]:
-    """The sweep's results table: header + one row per run (factor values, final/best MPJPE, speed)."""
+    """The sweep's results table: header + one row per run (factor values, the seed when the runs hold
+    one, final/best MPJPE, speed)."""
+    if any("seed" in r for r in results) and "seed" not in factors:
+        factors = (*factors, "seed")
     header = [*factors, "final val MPJPE (mm)", "best val MPJPE (mm)", "train MPJPE (mm)", "clips/s",
               "seconds"]
     rows = [header]
@@ -172,6 +181,6 @@ def sweep_rows(results: list[dict], factors=("batch_size", "learning_rate")) -> 
 
 def runs_varying(results: list[dict], factor: str, base: dict) -> list[dict]:
     """The sweep results that vary `factor` while every other factor of `base` keeps its base value,
-    sorted by the factor (the runs of one curve of a one-factor-at-a-time sweep)."""
+    sorted by the factor, then the seed (the runs of one curve of a one-factor-at-a-time sweep)."""
     chosen = [r for r in results if all(r.get(k) == v for k, v in base.items() if k != factor)]
-    return sorted(chosen, key=lambda r: r[factor])
+    return sorted(chosen, key=lambda r: (r[factor], r.get("seed", 0)))

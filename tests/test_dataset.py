@@ -65,7 +65,8 @@ def test_files_shapes_dtypes_and_attributes(tiny_data_dir):
         assert list(attrs["joint_names"]) == list(JOINT_NAMES)
         assert attrs["units"] == "m" and attrs["fps"] == scene.FPS and attrs["seed"] == 0
         assert attrs["preset"] == "tiny" and attrs["split"] == split and attrs["frame_size"] == 64
-        assert attrs["generator_version"] == writer.GENERATOR_VERSION and not attrs["front_cues"]
+        assert attrs["generator_version"] == writer.GENERATOR_VERSION and attrs["front_cues"]
+        assert attrs["style"] == "everyday"  # the default of tiny, small and course
         assert "x right" in attrs["coordinate_frame"]
         # the course layout holds the same arrays and loads without pickle
         frames = np.load(tiny_data_dir / NPY[0].format(split), allow_pickle=False)
@@ -124,7 +125,7 @@ def test_subjects_are_disjoint_and_every_motion_is_in_both_splits(tiny_data_dir)
     train_subjects, valid_subjects = set(train["subject"]), set(valid["subject"])
     assert train_subjects <= set(scene.SUBJECTS["train"]) and valid_subjects <= set(scene.SUBJECTS["valid"])
     assert not train_subjects & valid_subjects and len(train_subjects) >= 3
-    motions = set(mocap.motion_names())
+    motions = set(scene.EVERYDAY_MOTIONS)  # the default style's upright motions
     assert set(train["action"]) == motions == set(valid["action"])
     assert 0.2 < np.mean(np.concatenate([train["mirrored"], valid["mirrored"]])) < 0.8
     assert np.all((train["speed"] >= 0.8) & (train["speed"] <= 1.25))
@@ -245,6 +246,27 @@ def test_left_labels_sit_on_the_pictured_persons_left_limbs(rendered, mirrored):
     assert set(LEFT) == {4, 5, 6, 11, 12, 13} and set(RIGHT) == {1, 2, 3, 14, 15, 16}
 
 
+# ----------------------------------------------------------------------------- styles
+def test_styles_differ_in_motions_cameras_and_room_and_nothing_else():
+    motions = mocap.load_motions()
+    everyday = [scene.clip_spec(0, "train", i, motions) for i in range(45)]
+    hard = [scene.clip_spec(0, "train", i, motions, style="hard") for i in range(45)]
+    # everyday: the upright motions only, cameras at chest height 4.1-5.6 m away, one room and one light
+    assert {s.action for s in everyday} == set(scene.EVERYDAY_MOTIONS)
+    assert not {"backflip", "cartwheel", "crawl", "roll", "getup_facedown"} & {s.action for s in everyday}
+    assert all(1.45 <= s.rig[1] <= 1.65 and 4.1 <= s.rig[2] <= 5.6 for s in everyday)
+    assert len({(s.floor, s.sky, s.tile, s.light_direction, s.light_color) for s in everyday}) == 1
+    # hard: all 15 motions, cameras from knee to above head height, a new floor, sky and light per clip
+    assert {s.action for s in hard} == set(mocap.motion_names())
+    assert min(s.rig[1] for s in hard) < 1.2 and max(s.rig[1] for s in hard) > 1.9
+    assert len({(s.floor, s.sky, s.tile) for s in hard}) == 45
+    # the clip's own draws are the same (subject and camera follow the motion, so they differ)
+    for e, h in zip(everyday, hard, strict=True):
+        assert (e.yaw, e.speed, e.mirrored, e.fill, e.aim) == (h.yaw, h.speed, h.mirrored, h.fill, h.aim)
+    # the same azimuths: one camera near each corner of the room
+    assert scene.camera_rig("S1", 2, "everyday")[0] == scene.camera_rig("S1", 2, "hard")[0]
+
+
 # ----------------------------------------------------------------------------- front/back cues
 def test_front_cues_change_only_head_and_chest_pixels_and_no_label():
     plain = render.render_clips(0, "valid", range(6), 64, with_mask=True)
@@ -262,14 +284,15 @@ def test_front_cues_change_only_head_and_chest_pixels_and_no_label():
 
 
 def test_make_data_front_cues_flag(tiny_data_dir, tmp_path):
-    out = tmp_path / "cues"
-    assert main(["make-data", "--out", str(out), "--preset", "tiny", "--format", "h5", "--front-cues",
+    # the everyday style (tiny's) has the cues on; --no-front-cues takes them off and changes no label
+    out = tmp_path / "plain"
+    assert main(["make-data", "--out", str(out), "--preset", "tiny", "--format", "h5", "--no-front-cues",
                  "--workers", "2", "--train-clips", "4", "--valid-clips", "2"]) == 0
-    data, attrs, *_ = read_h5(out, "train")
-    plain, *_ = read_h5(tiny_data_dir, "train")
-    assert attrs["front_cues"]
-    np.testing.assert_array_equal(data["joints"], plain["joints"][:4])
-    assert not np.array_equal(data["frames"], plain["frames"][:4])
+    plain, attrs, *_ = read_h5(out, "train")
+    cued, *_ = read_h5(tiny_data_dir, "train")
+    assert not attrs["front_cues"]
+    np.testing.assert_array_equal(plain["joints"], cued["joints"][:4])
+    assert not np.array_equal(plain["frames"], cued["frames"][:4])
     # each subject's cue colours: hair from the palette, a nose darker than the skin, a print unlike the shirt
     for name, info in scene.SUBJECT_INFO.items():
         colors = render.cue_colors(name)
@@ -374,7 +397,10 @@ def test_contact_sheet_draws_the_skeletons_in_side_colours():
 def test_make_config_checks_like_the_flags(tmp_path):
     cfg = make_config(tmp_path / "d", preset="tiny", format="h5", seed=3, workers=2)
     assert (cfg.frame_size, cfg.train_clips, cfg.valid_clips, cfg.formats) == (64, 32, 16, ("h5",))
-    assert (cfg.seed, cfg.workers, cfg.front_cues) == (3, 2, False)
+    assert (cfg.seed, cfg.workers, cfg.front_cues, cfg.style) == (3, 2, True, "everyday")
+    hard = make_config(tmp_path / "d", preset="hard")
+    assert (hard.style, hard.front_cues, hard.frame_size, hard.train_clips) == ("hard", False, 224, 480)
+    assert make_config(tmp_path / "d", preset="tiny", style="hard", front_cues=True).front_cues
     assert make_config(tmp_path / "d", frame_size=96, train_clips=5).frame_size == 96
     args = build_parser().parse_args(["make-data", "--out", str(tmp_path / "d"), "--workers", "2"])
     assert config_from_args(args) == make_config(tmp_path / "d", workers=2)
@@ -383,6 +409,7 @@ def test_make_config_checks_like_the_flags(tmp_path):
                             ({"seed": -1}, "--seed must be a non-negative integer"),
                             ({"frame_size": 8}, "--frame-size must be between 32 and 1024"),
                             ({"train_clips": -2}, "--train-clips must be positive"),
-                            ({"workers": -1}, "--workers must be positive")):
+                            ({"workers": -1}, "--workers must be positive"),
+                            ({"style": "acrobatic"}, "--style must be one of")):
         with pytest.raises(ConfigError, match=message):
             make_config(tmp_path / "d", **kwargs)

@@ -22,6 +22,7 @@ import pytest
 
 import pose_course as course
 from pose_course import execute, runner, stored_outputs
+from pose_utils import plots
 from pose_utils.errors import ConfigError, DataError, PoseUtilsError
 from pose_utils.fileio import read_json
 
@@ -379,6 +380,22 @@ def test_sweep_settings_are_one_factor_at_a_time():
         course.sweep_settings({"epochs": [1]}, base)
     with pytest.raises(ConfigError, match="non-empty list"):
         course.sweep_settings({"batch_size": []}, base)
+    # with seeds: every setting once per seed, a curve's runs sorted by the factor, then the seed
+    seeded = course.sweep_settings({"batch_size": [1, 5]}, base, seeds=[0, 1])
+    assert [(s["batch_size"], s["seed"]) for s in seeded] == [(5, 0), (5, 1), (1, 0), (1, 1)]
+    runs = [{**s, "history": {"val_mpjpe": [300.0 - i]}, "run_dir": "r", "final_val_mpjpe": 300.0 - i,
+             "best_val_mpjpe": 300.0 - i, "clips_per_second": 1.0, "seconds": 1.0}
+            for i, s in enumerate(seeded)]
+    assert [(r["batch_size"], r["seed"]) for r in course.runs_varying(runs, "batch_size", base)] == \
+           [(1, 0), (1, 1), (5, 0), (5, 1)]
+    assert course.sweep_rows(runs)[0][:3] == ["batch_size", "learning_rate", "seed"]
+    fig = plots.plot_sweep(course.runs_varying(runs, "batch_size", base), "batch_size")
+    right = fig.axes[1]
+    assert [t.get_text() for t in right.get_xticklabels()] == ["1", "5"]  # one column per setting
+    assert list(right.lines[0].get_xdata()) == [0, 0, 1, 1]  # both seeds of a setting in its column
+    for bad in ([], [1, 1], 3):
+        with pytest.raises(ConfigError, match="distinct seeds"):
+            course.sweep_settings({"batch_size": [1]}, base, seeds=bad)
 
 
 def test_tables_and_clip_picking():

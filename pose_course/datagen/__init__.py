@@ -27,6 +27,7 @@ from pose_course.datagen.render import FRONT_CUES, Clip, Renderer, render_clips
 from pose_course.datagen.scene import (
     FPS,
     SPLITS,
+    STYLES,
     SUBJECT_INFO,
     SUBJECTS,
     ClipSpec,
@@ -37,8 +38,9 @@ from pose_course.datagen.scene import (
 from pose_course.datagen.writer import FRAMES_COMPRESSION, GENERATOR_VERSION, output_names
 
 __all__ = [
-    "DATA_PRESETS", "FPS", "FRAMES_COMPRESSION", "FRONT_CUES", "GENERATOR_VERSION", "SPLITS", "SUBJECTS",
-    "SUBJECT_INFO", "Clip", "ClipSpec", "DataPreset", "MakeDataConfig", "Motion", "Pose", "Renderer",
+    "DATA_PRESETS", "FPS", "FRAMES_COMPRESSION", "FRONT_CUES", "GENERATOR_VERSION", "SPLITS", "STYLES",
+    "SUBJECTS", "SUBJECT_INFO", "Clip", "ClipSpec", "DataPreset", "MakeDataConfig", "Motion", "Pose",
+    "Renderer",
     "Subject", "clip_spec", "config_from_args", "default_workers", "load_motions", "make_config",
     "make_data", "motion_names", "output_names", "principal_point", "render_clips",
 ]

@@ -19,7 +19,8 @@ def config_from_args(args) -> MakeDataConfig:
     return make_config(args.out, preset=args.preset, format=args.format, seed=args.seed,
                        workers=args.workers, frame_size=args.frame_size, train_clips=args.train_clips,
                        valid_clips=args.valid_clips, front_cues=args.front_cues,
-                       hidden_subjects=getattr(args, "hidden_subjects", False))
+                       hidden_subjects=getattr(args, "hidden_subjects", False),
+                       style=getattr(args, "style", None))
 
 
 def make_data(cfg: MakeDataConfig, progress: bool = True) -> dict:
@@ -42,7 +43,7 @@ def write_contact_sheet(path: Path, samples: dict, cfg: MakeDataConfig) -> None:
                 tag = f"{split} {clip['subject']} {clip['action']} c{clip['camera']}{flag}"
                 titles.append(tag if i == 0 else f"frame {i}")
     fig = contact_sheet(np.stack(frames), np.stack(joints_2d), titles=titles, ncols=9, panel_inches=1.8,
-                        suptitle=f"make-data preset={cfg.preset} seed={cfg.seed}"
+                        suptitle=f"make-data preset={cfg.preset} style={cfg.style} seed={cfg.seed}"
                                  f"{' front-cues' if cfg.front_cues else ''}"
                                  f"{' hidden-subjects' if cfg.hidden_subjects else ''} ({cfg.frame_size} px, "
                                  f"{FPS:g} fps), frames 0, 3, 7 of each clip; labels projected with "

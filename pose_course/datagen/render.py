@@ -18,7 +18,15 @@ from dataclasses import dataclass
 import numpy as np
 
 from pose_course.datagen import mocap
-from pose_course.datagen.scene import FPS, SUBJECT_INFO, ClipSpec, background, clip_spec, frame_camera
+from pose_course.datagen.scene import (
+    DEFAULT_STYLE,
+    FPS,
+    SUBJECT_INFO,
+    ClipSpec,
+    background,
+    clip_spec,
+    frame_camera,
+)
 from pose_utils import camera
 from pose_utils.skeleton import NUM_FRAMES, NUM_JOINTS, flip_left_right
 
@@ -278,9 +286,11 @@ def _flush_c_stdio() -> None:
 
 
 def render_clips(seed: int, split: str, indices, frame_size: int, with_mask: bool = False,
-                 mirrored: bool | None = None, front_cues: bool = False) -> list[Clip]:
-    """Render clips in this process (tests, notebooks): the same clips make-data writes for that seed."""
+                 mirrored: bool | None = None, front_cues: bool = False,
+                 style: str = DEFAULT_STYLE) -> list[Clip]:
+    """Render clips in this process (tests, notebooks): the same clips make-data writes for that seed,
+    style and front_cues."""
     motions = mocap.load_motions()
     with Renderer(frame_size, motions, front_cues) as renderer:
-        return [renderer.render_clip(clip_spec(seed, split, int(i), motions, mirrored), with_mask)
-                for i in indices]
+        return [renderer.render_clip(clip_spec(seed, split, int(i), motions, mirrored, style=style),
+                                     with_mask) for i in indices]

@@ -32,11 +32,55 @@ HIDDEN_SUBJECTS = ("S2", "S3", "S4", "S10")
 NUM_CAMERAS = 4
 
 
+# ----------------------------------------------------------------------------- styles of data
+@dataclass(frozen=True)
+class Style:
+    """What kind of scene the clips show (docs/dataset.md, "Styles"): the motions played (None: all 15),
+    where each subject's 4 cameras stand (height above the floor and distance from the person, ranges in
+    m), whether the bodies carry the front/back cues by default, and whether every clip is filmed in one
+    room (`ROOM`: the same floor, walls and lights, like Human3.6M's one lab) or each in its own."""
+
+    name: str
+    motions: tuple[str, ...] | None
+    camera_height: tuple[float, float]
+    camera_distance: tuple[float, float]
+    front_cues: bool
+    one_room: bool
+
+
+# Upright motions, like Human3.6M's everyday actions; the floor work and acrobatics (backflip,
+# cartwheel, crawl, roll, the two get-ups) are left to `hard`.
+EVERYDAY_MOTIONS = ("dance_a", "dance_b", "jump", "kick", "punch", "run", "spin", "spinkick", "walk")
+STYLES = {
+    # Human3.6M's four cameras stand 1.46-1.63 m above the floor, 4.1-5.6 m from the room's centre
+    # (the calibrations of S1, S5-S9, S11).
+    "everyday": Style("everyday", EVERYDAY_MOTIONS, (1.45, 1.65), (4.1, 5.6), front_cues=True, one_room=True),
+    # The data of the first releases: every motion, cameras from knee to above head height, a new
+    # floor, sky and light in every clip.
+    "hard": Style("hard", None, (0.9, 2.1), (3.5, 6.0), front_cues=False, one_room=False),
+}
+# The one room of the everyday style: light from above and behind the cameras of one side, a pale tiled
+# floor and grey walls (drawn as the "sky" gradient), the same for every clip, camera and subject.
+ROOM = dict(light_direction=(0.35, 0.87, 0.35), light_color=(1.0, 0.97, 0.92), light_coeffs=(0.6, 0.45, 0.1),
+            sky=((0.55, 0.57, 0.60), (0.68, 0.69, 0.70)), floor=((0.62, 0.58, 0.52), (0.53, 0.50, 0.45)),
+            tile=0.6)
+DEFAULT_STYLE = "everyday"
+
+
+def style_motions(style: str, motions: dict[str, mocap.Motion]) -> list[str]:
+    """The names of the motions clips of `style` play, in the order clip i takes them (i mod count)."""
+    chosen = STYLES[style].motions
+    names = [n for n in motions if chosen is None or n in chosen]
+    if not names:
+        raise ValueError(f"none of the motions of style {style!r} were loaded")
+    return names
+
+
 # ----------------------------------------------------------------------------- subjects and cameras
 @dataclass(frozen=True)
 class Subject:
-    """A person: standing height (m), RGB colours in [0, 1], sleeve length, and 4 camera rigs
-    (azimuth in degrees around the person, camera height above the floor in m, distance in m)."""
+    """A person: standing height (m), RGB colours in [0, 1], sleeve length. Their 4 camera rigs depend on
+    the style: `camera_rig`."""
 
     name: str
     height: float
@@ -45,7 +89,6 @@ class Subject:
     trousers: tuple[float, float, float]
     shoes: tuple[float, float, float]
     long_sleeves: bool
-    cameras: tuple[tuple[float, float, float], ...]
 
     @property
     def scale(self) -> float:
@@ -53,12 +96,21 @@ class Subject:
         return self.height / NOMINAL_HEIGHT
 
 
-def _rigs(number: int) -> tuple[tuple[float, float, float], ...]:
+def _rigs(number: int, style: str = "hard") -> tuple[tuple[float, float, float], ...]:
     # Fixed per subject (independent of --seed), like Human3.6M's calibrated cameras: one near each
-    # corner of the room, at differing heights and distances.
+    # corner of the room, at the style's heights and distances (the same draws for every style).
     rng = np.random.default_rng(1000 + number)
-    return tuple((float(45 + 90 * c + rng.uniform(-20, 20)), float(rng.uniform(0.9, 2.1)),
-                  float(rng.uniform(3.5, 6.0))) for c in range(NUM_CAMERAS))
+    (h0, h1), (d0, d1) = STYLES[style].camera_height, STYLES[style].camera_distance
+    rigs = []
+    for c in range(NUM_CAMERAS):
+        azimuth, u, w = 45 + 90 * c + rng.uniform(-20, 20), rng.uniform(), rng.uniform()
+        rigs.append((float(azimuth), float(h0 + (h1 - h0) * u), float(d0 + (d1 - d0) * w)))
+    return tuple(rigs)
+
+
+def camera_rig(subject: str, camera: int, style: str) -> tuple[float, float, float]:
+    """(azimuth in degrees, height in m, distance in m) of a subject's camera in a style."""
+    return _RIGS[style][subject][camera]
 
 
 _SUBJECT_TABLE = {  # height, skin, shirt, trousers, shoes, long sleeves
@@ -75,8 +127,9 @@ _SUBJECT_TABLE = {  # height, skin, shirt, trousers, shoes, long sleeves
     "S10": (1.75, (0.66, 0.48, 0.36), (0.30, 0.30, 0.32), (0.60, 0.45, 0.25), (0.12, 0.12, 0.35), True),
 }
 SUBJECT_INFO: dict[str, Subject] = {
-    name: Subject(name, *row, cameras=_rigs(int(name[1:]))) for name, row in _SUBJECT_TABLE.items()
+    name: Subject(name, *row) for name, row in _SUBJECT_TABLE.items()
 }
+_RIGS = {style: {name: _rigs(int(name[1:]), style) for name in _SUBJECT_TABLE} for style in STYLES}
 
 
 # ----------------------------------------------------------------------------- clip specifications
@@ -89,6 +142,7 @@ class ClipSpec:
     subject: str
     action: str
     camera: int
+    rig: tuple[float, float, float]  # the camera's azimuth (degrees), height and distance (m)
     start_time: float
     speed: float
     yaw: float  # radians about the vertical
@@ -117,13 +171,15 @@ def _color(rng: np.random.Generator, sat: tuple[float, float], val: tuple[float,
 
 
 def clip_spec(seed: int, split: str, index: int, motions: dict[str, mocap.Motion],
-              mirrored: bool | None = None, hidden: bool = False) -> ClipSpec:
-    """The specification of clip `index` of `split`. Clip i plays motion i mod 15, so every motion is
-    in both splits; `mirrored` forces the mirroring choice (tests), None draws it; `hidden`: played by
-    HIDDEN_SUBJECTS instead of the split's subjects."""
+              mirrored: bool | None = None, hidden: bool = False, style: str = DEFAULT_STYLE) -> ClipSpec:
+    """The specification of clip `index` of `split`. Clip i plays motion i mod (the style's motion
+    count), so every motion is in both splits; `mirrored` forces the mirroring choice (tests), None draws
+    it; `hidden`: played by HIDDEN_SUBJECTS instead of the split's subjects."""
     if split not in SPLIT_IDS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
-    names = list(motions)
+    if style not in STYLES:
+        raise ValueError(f"style must be one of {sorted(STYLES)}, got {style!r}")
+    names = style_motions(style, motions)
     action = names[index % len(names)]
     design = _design(seed, split, index % len(names), hidden)
     subject, cam = design[(index // len(names)) % len(design)]
@@ -144,9 +200,12 @@ def clip_spec(seed: int, split: str, index: int, motions: dict[str, mocap.Motion
     floor_a = _color(rng, (0.05, 0.5), (0.3, 0.85))
     floor_b = tuple(float(c * rng.uniform(0.75, 0.92)) for c in floor_a)
     tile = float(rng.uniform(0.4, 1.2))
-    return ClipSpec(split, index, subject, action, cam, start, speed, yaw,
-                    flip if mirrored is None else bool(mirrored), fill, aim, light_dir, light_color,
-                    coeffs, (sky_top, horizon), (floor_a, floor_b), tile)
+    scene = dict(light_direction=light_dir, light_color=light_color, light_coeffs=coeffs,
+                 sky=(sky_top, horizon), floor=(floor_a, floor_b), tile=tile)
+    if STYLES[style].one_room:  # drawn all the same, so the other draws stay those of the hard style
+        scene = ROOM
+    return ClipSpec(split, index, subject, action, cam, camera_rig(subject, cam, style), start, speed, yaw,
+                    flip if mirrored is None else bool(mirrored), fill, aim, **scene)
 
 
 # ----------------------------------------------------------------------------- framing and background
@@ -162,7 +221,7 @@ def frame_camera(world: np.ndarray, subject: Subject, spec: ClipSpec, size: int)
     a margin for the body's surface) is centred, offset by `spec.aim`; the focal length makes that box
     span `spec.fill` of the frame along its longer side. Inputs: world (8, 17, 3) metres.
     Returns R (3, 3), t (3,), K (3, 3)."""
-    azimuth, height, distance = subject.cameras[spec.camera]
+    azimuth, height, distance = spec.rig
     centre = world[:, 0].mean(axis=0)
     a = math.radians(azimuth)
     eye = np.array([centre[0] + distance * math.sin(a), height, centre[2] + distance * math.cos(a)])

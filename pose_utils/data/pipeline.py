@@ -167,4 +167,10 @@ def tf_dataset(store, batch_size: int, shuffle: bool = True, seed: int = 0, epoc
     ds = ds.map(load, num_parallel_calls=parallel, deterministic=True)
     if prefetch:
         ds = ds.prefetch(prefetch)
-    return ds
+    # No tf.data autotuning: the parallelism and buffer above are fixed, and the autotuner's thread made
+    # the end of an epoch wait. Deleting the iterator joins that thread, which sleeps through its
+    # optimisation period (tens of seconds once a run is long) before it sees the cancellation: 30-35 s
+    # lost in about half the epochs of a 224x224 run (docs/training.md, "Where the time goes").
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return ds.with_options(options)

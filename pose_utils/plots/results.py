@@ -188,23 +188,27 @@ _SERIES_LABELS = {"train_loss": "training loss (eq. 2)", "val_loss": "validation
 def plot_sweep(results: list[dict], factor: str, metric: str = "val_mpjpe", title: str | None = None):
     """Curves of one metric per epoch for each run of a sweep, plus its final value per setting.
 
-    results: [{"<factor>": value, "history": {metric: [...per epoch]}, ...}] (notebooks.collect_sweep).
-    Returns a Figure with (left) the per-epoch curves and (right) the last epoch's value per setting, as
-    points on an axis that spans the values (not from 0, which would flatten differences of 10-20 mm
-    between runs near 300 mm), each labelled with its value.
+    results: [{"<factor>": value, "history": {metric: [...per epoch]}, ...}] (pose_course.sweep), with
+    "seed" when a setting ran once per seed. Returns a Figure with (left) the per-epoch curves and
+    (right) the last epoch's value per setting, as points on an axis that spans the values (not from 0,
+    which would flatten differences of 10-20 mm between runs near 300 mm), each labelled with its value;
+    the runs of one setting with different seeds share its column, so their spread shows.
     """
     runs = [r for r in results if factor in r and r.get("history", {}).get(metric)]
     if not runs:
         raise PoseUtilsError(f"no sweep result has both {factor!r} and a {metric!r} history")
     fig = Figure(figsize=(11, 4), layout="constrained")
     ax1, ax2 = fig.subplots(1, 2)
-    labels, finals = [], []
+    labels, finals, x = [], [], []
+    seeded = len({r.get("seed") for r in runs}) > 1
     for r in runs:
         values = np.asarray(r["history"][metric], dtype=np.float64)
-        label = f"{factor.replace('_', ' ')} {r[factor]:g}" if isinstance(r[factor], float) else \
-            f"{factor.replace('_', ' ')} {r[factor]}"
+        text = f"{r[factor]:g}" if isinstance(r[factor], float) else str(r[factor])
+        label = f"{factor.replace('_', ' ')} {text}" + (f", seed {r['seed']}" if seeded else "")
         ax1.plot(np.arange(1, values.size + 1), values, marker="o", markersize=3, label=label)
-        labels.append(f"{r[factor]:g}" if isinstance(r[factor], float) else str(r[factor]))
+        if text not in labels:
+            labels.append(text)
+        x.append(labels.index(text))
         finals.append(values[-1])
     from matplotlib.ticker import MaxNLocator
 
@@ -216,8 +220,8 @@ def plot_sweep(results: list[dict], factor: str, metric: str = "val_mpjpe", titl
     ax1.grid(alpha=0.3)
     ax1.legend(fontsize=8)
     ax1.set_title(f"{what} per epoch")
-    x = np.arange(len(finals))
-    ax2.plot(x, finals, color="tab:blue", marker="o", markersize=7, linewidth=1, alpha=0.9)
+    x = np.asarray(x)
+    ax2.plot(x, finals, color="tab:blue", marker="o", markersize=7, linewidth=0 if seeded else 1, alpha=0.9)
     finite = np.asarray([f for f in finals if np.isfinite(f)])
     if finite.size:
         spread = max(float(finite.max() - finite.min()), 1e-6)
@@ -226,8 +230,8 @@ def plot_sweep(results: list[dict], factor: str, metric: str = "val_mpjpe", titl
             if np.isfinite(value):
                 ax2.annotate(f"{value:.1f}", (xi, value), textcoords="offset points", xytext=(0, 8),
                              ha="center", fontsize=9)
-    ax2.set_xticks(x, labels)
-    ax2.set_xlim(-0.5, len(finals) - 0.5)
+    ax2.set_xticks(np.arange(len(labels)), labels)
+    ax2.set_xlim(-0.5, len(labels) - 0.5)
     ax2.grid(alpha=0.3, axis="y")
     ax2.set_xlabel(factor_text)
     ax2.set_ylabel(f"{what}, last epoch")
