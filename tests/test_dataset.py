@@ -267,6 +267,27 @@ def test_styles_differ_in_motions_cameras_and_room_and_nothing_else():
     assert scene.camera_rig("S1", 2, "everyday")[0] == scene.camera_rig("S1", 2, "hard")[0]
 
 
+def test_statistics_of_a_dataset_side_by_side(tiny_data_dir, capsys):
+    from pose_course.datagen import statistics
+
+    # a body facing the camera (its front towards -z) is at 0 degrees, turned away at 180
+    body = np.zeros((17, 3))
+    body[1], body[4], body[10] = (-0.1, 0, 0), (0.1, 0, 0), (0, -0.6, 0)  # RHip left in the image: faces us
+    assert statistics.facing_degrees(body) == pytest.approx(0)
+    body[:, 0] *= -1
+    assert statistics.facing_degrees(body) == pytest.approx(180)
+    numbers = statistics.statistics(tiny_data_dir)
+    assert numbers["style"] == "everyday" and numbers["clips"] == (32, 16) and numbers["front_cues"]
+    assert set(numbers["motions"]) == set(scene.EVERYDAY_MOTIONS) and numbers["upright"] > 0.9
+    assert 3.5 < numbers["distance_m"][1] < 6.5 and 10 < numbers["fov_deg"][1] < 60
+    assert 100 < numbers["mean_pose_mpjpe_mm"] < 400 and numbers["per_joint_mm"]["Pelvis"] == 0
+    assert statistics.main([str(tiny_data_dir), str(tiny_data_dir)]) == 0
+    table = capsys.readouterr().out
+    assert "mean pose MPJPE (valid)" in table and table.count("(everyday)") == 2
+    with pytest.raises(SystemExit, match="not found"):
+        statistics.statistics(tiny_data_dir / "missing")
+
+
 # ----------------------------------------------------------------------------- front/back cues
 def test_front_cues_change_only_head_and_chest_pixels_and_no_label():
     plain = render.render_clips(0, "valid", range(6), 64, with_mask=True)

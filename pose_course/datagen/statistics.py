@@ -37,8 +37,8 @@ def facing_degrees(joints: np.ndarray) -> np.ndarray:
     """The angle between the body's forward direction and the direction to the camera, per frame, in
     degrees: 0 faces the camera, 180 shows the back. joints: (..., 17, 3) camera coordinates (y down)."""
     right = joints[..., RHIP, :] - joints[..., LHIP, :]
-    up = -(joints[..., HEAD, :] - joints[..., PELVIS, :])  # y points down: the head's negative y is up
-    forward = np.cross(right, -up)  # right x down = forward for a right-handed body frame
+    up = joints[..., HEAD, :] - joints[..., PELVIS, :]
+    forward = np.cross(up, right)  # up x right is the way the chest faces (checked in test_dataset)
     forward /= np.linalg.norm(forward, axis=-1, keepdims=True)
     return np.degrees(np.arccos(np.clip(-forward[..., 2], -1, 1)))  # towards the camera is -z
 
