@@ -290,8 +290,8 @@ def test_statistics_of_a_dataset_side_by_side(tiny_data_dir, capsys):
 
 # ----------------------------------------------------------------------------- front/back cues
 def test_front_cues_change_only_head_and_chest_pixels_and_no_label():
-    plain = render.render_clips(0, "valid", range(6), 64, with_mask=True)
-    cued = render.render_clips(0, "valid", range(6), 64, with_mask=True, front_cues=True)
+    plain = render.render_clips(0, "valid", range(6), 64, with_mask=True, front_cues=False)
+    cued = render.render_clips(0, "valid", range(6), 64, with_mask=True)  # the everyday default: cues on
     cue_links = {link + 1 for link, *_ in render.FRONT_CUES}  # mask values: link index + 1
     assert cue_links == {render.HEAD_LINK + 1, render.CHEST_LINK + 1}
     for a, b in zip(plain, cued, strict=True):

@@ -21,6 +21,7 @@ from pose_course.datagen import mocap
 from pose_course.datagen.scene import (
     DEFAULT_STYLE,
     FPS,
+    STYLES,
     SUBJECT_INFO,
     ClipSpec,
     background,
@@ -286,10 +287,12 @@ def _flush_c_stdio() -> None:
 
 
 def render_clips(seed: int, split: str, indices, frame_size: int, with_mask: bool = False,
-                 mirrored: bool | None = None, front_cues: bool = False,
+                 mirrored: bool | None = None, front_cues: bool | None = None,
                  style: str = DEFAULT_STYLE) -> list[Clip]:
     """Render clips in this process (tests, notebooks): the same clips make-data writes for that seed,
-    style and front_cues."""
+    style and front_cues (None: the style's, as make-data's default)."""
+    if front_cues is None:
+        front_cues = STYLES[style].front_cues
     motions = mocap.load_motions()
     with Renderer(frame_size, motions, front_cues) as renderer:
         return [renderer.render_clip(clip_spec(seed, split, int(i), motions, mirrored, style=style),
