@@ -24,7 +24,7 @@ from pathlib import Path
 from pose_course.datagen import mocap
 from pose_course.datagen.presets import DATA_PRESETS
 from pose_course.datagen.render import Renderer
-from pose_course.datagen.scene import FPS, SPLITS, STYLES, clip_spec
+from pose_course.datagen.scene import DEFAULT_STYLE, FPS, SPLITS, STYLES, clip_spec
 from pose_course.datagen.writer import (
     COORDINATE_FRAME,
     GENERATOR_VERSION,
@@ -54,7 +54,7 @@ class MakeDataConfig:
     valid_clips: int
     front_cues: bool = False  # render.FRONT_CUES on the bodies
     hidden_subjects: bool = False  # scene.HIDDEN_SUBJECTS play every clip (a grader's hidden clips)
-    style: str = "everyday"  # scene.STYLES: the motions and camera rigs
+    style: str = DEFAULT_STYLE  # scene.STYLES: the motions and camera rigs
 
 
 def make_config(out, preset: str = "small", format: str = "both", seed: int = 0, workers: int | None = None,

@@ -40,7 +40,6 @@ class Style:
     m), whether the bodies carry the front/back cues by default, and whether every clip is filmed in one
     room (`ROOM`: the same floor, walls and lights, like Human3.6M's one lab) or each in its own."""
 
-    name: str
     motions: tuple[str, ...] | None
     camera_height: tuple[float, float]
     camera_distance: tuple[float, float]
@@ -54,10 +53,10 @@ EVERYDAY_MOTIONS = ("dance_a", "dance_b", "jump", "kick", "punch", "run", "spin"
 STYLES = {
     # Human3.6M's four cameras stand 1.46-1.63 m above the floor, 4.1-5.6 m from the room's centre
     # (the calibrations of S1, S5-S9, S11).
-    "everyday": Style("everyday", EVERYDAY_MOTIONS, (1.45, 1.65), (4.1, 5.6), front_cues=True, one_room=True),
+    "everyday": Style(EVERYDAY_MOTIONS, (1.45, 1.65), (4.1, 5.6), front_cues=True, one_room=True),
     # The data of the first releases: every motion, cameras from knee to above head height, a new
     # floor, sky and light in every clip.
-    "hard": Style("hard", None, (0.9, 2.1), (3.5, 6.0), front_cues=False, one_room=False),
+    "hard": Style(None, (0.9, 2.1), (3.5, 6.0), front_cues=False, one_room=False),
 }
 # The one room of the everyday style: light from above and behind the cameras of one side, a pale tiled
 # floor and grey walls (drawn as the "sky" gradient), the same for every clip, camera and subject.
