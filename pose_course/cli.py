@@ -139,7 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("benchmark", help="train and compare the baseline, the seed model and variants")
     p.add_argument("--preset", default="quick", choices=["quick", "full", "tiny"],
-                   help="quick (~20 min on 2 cores), full (hours; docs/models.md), tiny (smoke test)")
+                   help="quick (20-35 min on 2 cores), full (hours; docs/models.md), tiny (smoke test)")
     p.add_argument("--out", required=True, help="folder for results.json, results.md, per_joint.png, runs/")
     p.add_argument("--data", default=None, help="dataset folder (default: render the preset's data)")
 

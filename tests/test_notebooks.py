@@ -69,6 +69,9 @@ def test_every_notebook_ran_in_order_without_errors(quick):
     for name in NAMES:
         nb = nbformat.read(out / f"{name}.ipynb", as_version=4)
         assert not list(_outputs(nb, "error")), name
+        # JupyterLab shows a stderr stream as a pink box (the browser test runs 01-04 only)
+        stderr = [o.get("text", "")[:200] for _, o in _outputs(nb, "stream") if o.get("name") == "stderr"]
+        assert not stderr, (name, stderr)
         assert not list(out.glob(f".{name}*")), "temporary notebook left behind"
 
 

@@ -97,9 +97,10 @@ def _presets() -> dict[str, Preset]:
     return {
         # Tests and smoke runs: 64x64, a handful of clips, one epoch each (seconds per model).
         "tiny": Preset("tiny", "tiny", recipes(1, 1, 1), 1, 1e-3, max_train_clips=12, max_valid_clips=8),
-        # About 20 minutes on 2 idle CPU cores: 480 train / 160 held-out clips at 224x224. 30 CNN epochs
-        # take 130-150 s against the seed's 150 s (idle); the tuned entry, whose step costs more, gets 26
-        # (131 s against the seed's 152 s, measured in one run).
+        # 20-35 minutes on 2 idle CPU cores: 480 train / 160 held-out clips at 224x224. On the AMD EPYC
+        # where they were chosen, 30 CNN epochs took 130-150 s against the seed's 150 s and the tuned
+        # entry, whose step costs more, 26 in 131 s; an Intel Xeon runs the CNNs 2-3x slower and the
+        # seed faster (docs/models.md, "quick on the everyday default").
         "quick": Preset("quick", "small", recipes(2, 30, 26), 30, 1e-3),
         # The course's clip counts (5,964 / 1,368) at 224x224: about 3 hours on 2 cores. Twelve times
         # the data of quick per epoch, so fewer CNN epochs (20) are enough and stay below the seed's time

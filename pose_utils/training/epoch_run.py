@@ -66,6 +66,7 @@ class EpochRun:
         """[loss sum, MPJPE sum (m), clips] over the validation split, after epoch `epoch`."""
         valid_store, valid_idx = self.splits[2:]
         val_bar = self.bars[1]
+        val_bar.reset()  # its clock starts now: from the epoch's start it showed the training time as waiting
 
         def validated(i):
             val_bar.update()

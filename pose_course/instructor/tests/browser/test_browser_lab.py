@@ -1,4 +1,4 @@
-"""The five notebooks in a real JupyterLab (headless Chromium), as a student runs them.
+"""Notebooks 01-04 in a real JupyterLab (headless Chromium), as a student runs them.
 
 lab_driver.py (beside this file) opens each notebook, runs all cells from the menu, moves the scrubber,
 saves, reloads, reopens; this test reads its report and lists every problem at once:
@@ -27,6 +27,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import lab_driver  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[4]
+# 05 is left out of `make test` (130 s of the five notebooks' 400, its sweep most of it): its widgets are the
+# progress bars 03 shows too (tqdm.auto, checked here through reload and reopen), and its errors and
+# stderr are checked on the papermill run (tests/test_notebooks.py). lab_driver.py --notebooks 05 runs it.
+TESTED = ("01_data", "02_model", "03_training", "04_evaluation")
 SCRUBBER_NOTEBOOKS = ("01_data", "04_evaluation")
 FRAMES = (1, 8)  # the frame slider's numbering: frame 1 to frame 8
 
@@ -40,10 +44,10 @@ def _short(text, n=300):
     return text if len(text) <= n else text[: n - 3] + "..."
 
 
-def failures(report: dict) -> list[str]:
+def failures(report: dict, notebooks=TESTED) -> list[str]:
     """Every problem in a lab_driver report, one line each, naming notebook and cell."""
     out = []
-    for nb in lab_driver.NOTEBOOKS:
+    for nb in notebooks:
         res = report.get("notebooks", {}).get(nb)
         if res is None:
             out.append(f"{nb}: not run (the driver stopped before it)")
@@ -132,9 +136,10 @@ def test_notebooks_in_jupyterlab():
     if missing:  # outside the except: one line, no exception chain
         pytest.fail(missing, pytrace=False)
     t0 = time.monotonic()
-    report = lab_driver.run(artefact_dir())
+    report = lab_driver.run(artefact_dir(), notebooks=TESTED)
     wall = time.monotonic() - t0
-    print(f"browser test: five notebooks in JupyterLab in {wall:.0f} s; artefacts in {report['artefacts']}")
+    print(f"browser test: {len(TESTED)} notebooks in JupyterLab in {wall:.0f} s; artefacts in "
+          f"{report['artefacts']}")
     problems = failures(report)
     assert not problems, (f"{len(problems)} problem(s) in JupyterLab (report and screenshots: "
                           f"{report['artefacts']}):\n" + "\n".join(f"- {p}" for p in problems))
