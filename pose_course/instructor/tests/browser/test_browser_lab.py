@@ -44,10 +44,11 @@ def _short(text, n=300):
     return text if len(text) <= n else text[: n - 3] + "..."
 
 
-def failures(report: dict, notebooks=TESTED) -> list[str]:
-    """Every problem in a lab_driver report, one line each, naming notebook and cell."""
+def failures(report: dict) -> list[str]:
+    """Every problem in a lab_driver report of the TESTED notebooks, one line each, naming notebook and
+    cell."""
     out = []
-    for nb in notebooks:
+    for nb in TESTED:
         res = report.get("notebooks", {}).get(nb)
         if res is None:
             out.append(f"{nb}: not run (the driver stopped before it)")
