@@ -102,9 +102,11 @@ def _presets() -> dict[str, Preset]:
         # entry, whose step costs more, 26 in 131 s; an Intel Xeon runs the CNNs 2-3x slower and the
         # seed faster (docs/models.md, "quick on the everyday default").
         "quick": Preset("quick", "small", recipes(2, 30, 26), 30, 1e-3),
-        # The course's clip counts (5,964 / 1,368) at 224x224: about 3 hours on 2 cores. Twelve times
-        # the data of quick per epoch, so fewer CNN epochs (20) are enough and stay below the seed's time
-        # (the tuned entry's 20 epochs too: 1,382 s against 1,666 s, measured).
+        # The course's clip counts (5,964 / 1,368) at 224x224: about 3 hours on the AMD EPYC, 4-5 on an
+        # Intel Xeon. Twelve times the data of quick per epoch, so fewer CNN epochs (20) are enough and
+        # stay below the seed's time on the EPYC (the tuned entry's 20 epochs: 1,382 s against 1,666 s);
+        # on the Xeon they take 1.7x it (2,806 s against 1,633 s; docs/models.md, "full on the everyday
+        # default").
         "full": Preset("full", "course", recipes(2, 20, 20), 20, 1e-3),
     }
 
